@@ -36,6 +36,7 @@ unit: venv
 	pytest -q tests/unit
 
 molecule: venv host
+	ansible-playbook -i localhost, molecule/shared/images.yml
 	@for s in $(SCENARIOS); do \
 	  echo "=== molecule test -s $$s"; \
 	  molecule test -s $$s || exit 1; \
