@@ -312,6 +312,46 @@ def kailash_docker_cpus(value: Any) -> str:
     return f"{cores}.{millis:03d}".rstrip("0")
 
 
+def kailash_resource_errors(values: Any, prefix: str) -> list[str]:
+    """Validate a service's resources; return messages naming the variables.
+
+    ``values`` maps some of ``memory_request``, ``memory_limit``, ``cpu_request``,
+    ``cpu_limit`` (and ``replicas``) to the user's values; each message names the
+    variable ``<prefix>_<key>``. An empty list means all is well. Used by role
+    preflights so bad input fails before any change, naming what to fix.
+    """
+    if not isinstance(values, dict):
+        return [f"{prefix}: resources must be a dict, got {type(values).__name__}"]
+    errors: list[str] = []
+    parsed: dict[str, int] = {}
+    for key, parse in (
+        ("memory_request", kailash_bytes),
+        ("memory_limit", kailash_bytes),
+        ("cpu_request", kailash_cpu_millis),
+        ("cpu_limit", kailash_cpu_millis),
+    ):
+        if key not in values:
+            continue
+        try:
+            parsed[key] = parse(values[key])
+        except AnsibleFilterError as exc:
+            errors.append(f"{prefix}_{key}: {exc}")
+    for kind in ("memory", "cpu"):
+        req, lim = parsed.get(f"{kind}_request"), parsed.get(f"{kind}_limit")
+        if req is not None and lim is not None and req > lim:
+            errors.append(
+                f"{prefix}_{kind}_request ({values[f'{kind}_request']!r}) exceeds "
+                f"{prefix}_{kind}_limit ({values[f'{kind}_limit']!r})"
+            )
+    if parsed.get("memory_limit") == 0:
+        errors.append(f"{prefix}_memory_limit must be greater than 0")
+    if "replicas" in values:
+        replicas = values["replicas"]
+        if isinstance(replicas, bool) or not str(replicas).isdigit() or int(replicas) < 1:
+            errors.append(f"{prefix}_replicas must be a whole number >= 1, got {replicas!r}")
+    return errors
+
+
 class FilterModule:
     """Ansible filter plugin entry point."""
 
@@ -327,4 +367,5 @@ class FilterModule:
             "kailash_redis_maxmemory": kailash_redis_maxmemory,
             "kailash_cpu_millis": kailash_cpu_millis,
             "kailash_docker_cpus": kailash_docker_cpus,
+            "kailash_resource_errors": kailash_resource_errors,
         }

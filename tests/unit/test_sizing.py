@@ -551,8 +551,44 @@ def test_filter_module_exposes_all_filters() -> None:
         "kailash_redis_maxmemory",
         "kailash_cpu_millis",
         "kailash_docker_cpus",
+        "kailash_resource_errors",
     }
     assert set(filters) == expected
     for name, func in filters.items():
         assert func is getattr(sizing, name)
         assert callable(func)
+
+
+# --- kailash_resource_errors: preflight messages that name the variable ----------
+
+
+def test_resource_errors_clean():
+    values = {"memory_request": "4Gi", "memory_limit": "8Gi",
+              "cpu_request": "1000m", "cpu_limit": "2", "replicas": 3}
+    assert sizing.kailash_resource_errors(values, "postgresql") == []
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"memory_limit": "4Gx"}, "postgresql_memory_limit: "),
+        ({"memory_request": "8Gi", "memory_limit": "4Gi"},
+         "postgresql_memory_request ('8Gi') exceeds postgresql_memory_limit ('4Gi')"),
+        ({"cpu_request": "3", "cpu_limit": "2000m"},
+         "postgresql_cpu_request ('3') exceeds postgresql_cpu_limit ('2000m')"),
+        ({"cpu_limit": "two"}, "postgresql_cpu_limit: "),
+        ({"replicas": -1}, "postgresql_replicas must be a whole number >= 1, got -1"),
+        ({"replicas": 0}, "postgresql_replicas must be a whole number >= 1, got 0"),
+        ({"replicas": True}, "postgresql_replicas must be a whole number >= 1"),
+        ({"memory_limit": 0}, "postgresql_memory_limit must be greater than 0"),
+    ],
+)
+def test_resource_errors_name_the_variable(values, expected):
+    errors = sizing.kailash_resource_errors(values, "postgresql")
+    assert any(e.startswith(expected) or expected in e for e in errors), errors
+
+
+def test_resource_errors_rejects_non_dict():
+    assert sizing.kailash_resource_errors(["4Gi"], "redis") == [
+        "redis: resources must be a dict, got list"
+    ]
