@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import run_playbook
 
 pytestmark = pytest.mark.usefixtures("docker_available")
