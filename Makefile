@@ -43,7 +43,7 @@ molecule: venv host
 	done
 
 test: lint unit host
-	pytest -q tests/integration
+	pytest -q tests/health tests/integration
 	$(MAKE) --no-print-directory molecule
 
 lock: venv
