@@ -43,7 +43,8 @@ molecule: venv host
 	done
 
 test: lint unit host
-	pytest -q tests/health tests/integration
+	# integration first: its dev-stack deploy builds the images tests/health runs
+	pytest -q tests/integration tests/health
 	$(MAKE) --no-print-directory molecule
 
 lock: venv
