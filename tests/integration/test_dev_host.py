@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_playbook
+from kailash_testlib import run_playbook
 
 pytestmark = pytest.mark.usefixtures("docker_available")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_playbook
+from kailash_testlib import run_playbook
 
 pytestmark = pytest.mark.usefixtures("docker_available")
 
