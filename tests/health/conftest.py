@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 import services
 from harness import BOLT_PASSWORD, PG_PASSWORD, REDIS_DEFAULT_PASSWORD, REDIS_PASSWORD, ROOT
 

@@ -16,6 +16,7 @@ close the next connection hangs in the handshake, so each clean probe is followe
 from __future__ import annotations
 
 import pytest
+
 import services
 from harness import BOLT_PASSWORD, run_module
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 import services
 from harness import PG_PASSWORD, run_module
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 import services
 from harness import REDIS_DEFAULT_PASSWORD, REDIS_PASSWORD, run_module
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from harness import run_module
 
 TIMEOUT = 1.0
