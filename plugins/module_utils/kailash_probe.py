@@ -259,13 +259,16 @@ class HttpClient:
         if self.conn.sock is None:
             self.conn.timeout = self.deadline.remaining()
             self.conn.connect()  # TCP and TLS handshake, bounded by the deadline
-        self.deadline.arm(self.conn.sock)
+        # keep the socket: for a response that closes the connection (HTTP/1.0,
+        # Connection: close) getresponse() drops conn.sock, the body still comes
+        sock = self.conn.sock
+        self.deadline.arm(sock)
         self.conn.request(method, target, headers=self.headers)
-        self.deadline.arm(self.conn.sock)
+        self.deadline.arm(sock)
         resp = self.conn.getresponse()
         body = b""
         if method != "HEAD":
-            self.deadline.arm(self.conn.sock)
+            self.deadline.arm(sock)
             body = resp.read(self.max_body)
         if not resp.isclosed():
             resp.close()  # drops the connection when the body was cut

@@ -104,3 +104,34 @@ def test_bad_arguments_fail_the_task() -> None:
     res = probe("http://127.0.0.1/", timeout=0, retries=-1)
     assert res.get("failed") is True
     assert "timeout must be > 0" in res["msg"] and "retries must be >= 0" in res["msg"]
+
+
+def test_http10_server_that_closes_the_connection() -> None:
+    """Python's http.server answers HTTP/1.0 and closes the connection: http.client then
+    drops its socket before the body is read (regression: the probe crashed with
+    "'NoneType' object has no attribute 'settimeout'")."""
+    import http.server
+    import json
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            body = json.dumps({"status": "ready"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        res = probe(f"http://127.0.0.1:{server.server_address[1]}/readyz",
+                    json_key="status", json_value="ready")
+    finally:
+        server.shutdown()
+    assert res["status"] == "up", res
+    assert res["status_code"] == 200
