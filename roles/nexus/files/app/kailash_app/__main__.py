@@ -1,0 +1,3 @@
+from kailash_app.cli import main
+
+main()
