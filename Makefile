@@ -43,6 +43,8 @@ molecule: venv host
 	done
 
 test: lint unit host
+	# Kubernetes render + offline validation (installs its tools venv on first use)
+	pytest -q tests/k8s
 	# integration first: its dev-stack deploy builds the images tests/health runs
 	pytest -q tests/integration tests/health
 	$(MAKE) --no-print-directory molecule

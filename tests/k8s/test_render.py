@@ -1,0 +1,101 @@
+"""The rendered tree: layout, secrets kept out of committable files, a second render
+changes nothing, and bad input is refused before anything is written."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import stat
+
+import pytest
+
+from conftest import REFUSALS, REPO, Session, _hashes
+
+OVERLAY_FILES = ["kustomization.yaml", "namespace.yaml", "quota.yaml"]
+BASE_FILES = [
+    "kustomization.yaml",
+    "priorityclasses.yaml",
+    "postgresql.yaml",
+    "redis.yaml",
+    "chromadb.yaml",
+    "neo4j.yaml",
+    "nexus.yaml",
+    "ingress.yaml",
+    "networkpolicies.yaml",
+    "ops.yaml",
+]
+SECRET_FILES = ["secrets.env", "secrets/users.conf", "secrets/chromadb_gate_token"]
+
+
+def _gitignored(rel: str) -> bool:
+    """Whether `k8s/<env>/<rel>` matches a pattern of .gitignore (read, no git command)."""
+    path = f"k8s/production/{rel}"
+    for line in (REPO / ".gitignore").read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        if pattern.endswith("/"):
+            if fnmatch.fnmatch(path, pattern + "*"):
+                return True
+        elif fnmatch.fnmatch(path, pattern):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("env", ["production", "staging"])
+def test_tree_layout(k8s: Session, env: str) -> None:
+    tree = k8s.renders[env].tree
+    for name in OVERLAY_FILES:
+        assert (tree / name).is_file(), name
+    for name in BASE_FILES:
+        assert (tree / "base" / name).is_file(), name
+    for name in SECRET_FILES:
+        assert (tree / name).is_file(), name
+
+
+def test_secret_files_are_private_and_ignored(prod) -> None:
+    assert stat.S_IMODE((prod.tree / "secrets").stat().st_mode) == 0o700
+    for name in SECRET_FILES:
+        assert stat.S_IMODE((prod.tree / name).stat().st_mode) == 0o600, name
+        assert _gitignored(name), f"{name} is not git-ignored"
+    for name in ["kustomization.yaml", "base/nexus.yaml", "config/postgresql/postgresql.conf"]:
+        assert not _gitignored(name), f"{name} should be committable"
+
+
+def test_no_secret_value_in_committable_files(prod) -> None:
+    values = []
+    for line in (prod.tree / "secrets.env").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            values.append(line.split("=", 1)[1].split("/", 1)[-1])
+    assert len(values) >= 6
+    for path in prod.tree.rglob("*"):
+        rel = str(path.relative_to(prod.tree))
+        if not path.is_file() or rel in SECRET_FILES:
+            continue
+        text = path.read_text()
+        for value in values:
+            assert value not in text, f"a secret value is in {rel}"
+
+
+def test_generated_secrets_reference_the_git_ignored_files(prod) -> None:
+    text = (prod.tree / "kustomization.yaml").read_text()
+    assert "envs:\n      - secrets.env" in text
+    assert "secrets/users.conf" in text and "secrets/chromadb_gate_token" in text
+    assert "literals" not in text
+
+
+def test_second_render_is_byte_identical_and_changes_nothing(k8s: Session, prod) -> None:
+    assert k8s.second_run.rc == 0, k8s.second_run.output[-3000:]
+    assert _hashes(prod.tree) == k8s.first_hashes
+    recap = re.search(r"production-cluster\s*:.*changed=(\d+)", k8s.second_run.output)
+    assert recap and recap.group(1) == "0", k8s.second_run.output[-2000:]
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_bad_input_is_refused_before_rendering(k8s: Session, case: str) -> None:
+    run, tree = k8s.refusals[case]
+    expected = REFUSALS[case][1]
+    assert run.rc != 0, f"{case} was accepted"
+    for text in expected:
+        assert text in run.output, f"{case}: {text!r} not in:\n{run.output[-2500:]}"
+    assert not tree.exists(), f"{case}: the tree was written although the input was refused"
