@@ -11,7 +11,7 @@ BECOME_FLAGS := $(shell [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null || echo 
 ANSIBLE_ARGS ?=
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: deploy test venv host lint unit molecule clean lock help
+.PHONY: deploy test test-app venv host lint unit molecule clean lock help
 
 help:
 	@echo "make deploy   set up the control node and deploy the stack (INVENTORY=$(INVENTORY))"
@@ -48,6 +48,12 @@ test: lint unit host
 	# integration first: its dev-stack deploy builds the images tests/health runs
 	pytest -q tests/integration tests/health
 	$(MAKE) --no-print-directory molecule
+
+# The reference app image alone, against throwaway datastore containers (about 5 min;
+# not part of `make test`: tests/integration/test_app_stack.py covers the same paths
+# through the deployed stack, within CI's time budget).
+test-app: venv host
+	pytest -q tests/app
 
 lock: venv
 	{ echo "# Full pin set for Python >= 3.12 (pip freeze of a working .venv); used as constraints."; \
