@@ -46,7 +46,7 @@ test: lint unit host
 	# Kubernetes render + offline validation (installs its tools venv on first use)
 	pytest -q tests/k8s
 	# integration first: its dev-stack deploy builds the images tests/health runs
-	pytest -q tests/integration tests/health
+	pytest -q tests/integration tests/health tests/backup
 	$(MAKE) --no-print-directory molecule
 
 # The reference app image alone, against throwaway datastore containers (about 5 min;

@@ -56,7 +56,8 @@ run_init_scripts() {
 # the server options from "$@" (postgres -c ... -c ...) without the program name
 server_args() {
 	if [ "${1:-}" = postgres ]; then shift; fi
-	printf '%q ' "$@"
+	# nothing to quote without options (printf would print '' and the server refuse it)
+	if [ $# -gt 0 ]; then printf '%q ' "$@"; fi
 }
 
 init_database() {
