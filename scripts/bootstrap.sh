@@ -30,7 +30,9 @@ pick_python() {
     [ -n "${PYTHON:-}" ] && [ "$cand" = "$PYTHON" ] && break
   done
   [ -n "$best" ] || { echo "bootstrap: no Python >= 3.11 found (set PYTHON=/path/to/python3.12)" >&2; exit 1; }
-  echo "$best"
+  # make puts $VENV/bin first on PATH: never build the new venv from the one about to be
+  # removed; use the interpreter a venv was made from (sys._base_executable)
+  "$best" -c 'import sys; print(getattr(sys, "_base_executable", None) or sys.executable)'
 }
 
 stamp=$VENV/.kailash-stamp

@@ -65,9 +65,18 @@ def secrets(stack) -> dict:
 
 @pytest.fixture(scope="session")
 def kb():
-    import kailash_backup
+    """The core by file path: tests/health puts plugins/modules on sys.path, where the
+    Ansible module of the same name would shadow module_utils/kailash_backup.py."""
+    import importlib.util
 
-    return kailash_backup
+    spec = importlib.util.spec_from_file_location(
+        "kailash_backup_core", ROOT / "plugins" / "module_utils" / "kailash_backup.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    assert hasattr(module, "verify_set"), module.__file__
+    return module
 
 
 @pytest.fixture
