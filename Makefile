@@ -37,10 +37,7 @@ unit: venv
 
 molecule: venv host
 	ansible-playbook -i localhost, molecule/shared/images.yml
-	@for s in $(SCENARIOS); do \
-	  echo "=== molecule test -s $$s"; \
-	  molecule test -s $$s || exit 1; \
-	done
+	scripts/molecule-all.sh $(SCENARIOS)
 
 test: lint unit host
 	# Kubernetes render + offline validation (installs its tools venv on first use)
