@@ -62,4 +62,4 @@ fi
 # Collections: "Nothing to do" offline when the ansible bundle meets requirements.yml.
 "$VENV/bin/ansible-galaxy" collection install -r requirements.yml -p .ansible/collections >/dev/null \
   || { echo "bootstrap: requirements.yml collections are not satisfied by the ansible bundle and Galaxy is unreachable" >&2; exit 1; }
-echo "bootstrap: $("$VENV/bin/ansible" --version | head -1), collections satisfied"
+echo "bootstrap: $("$VENV/bin/ansible" --version | sed -n 1p), collections satisfied"
