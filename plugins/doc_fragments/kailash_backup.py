@@ -60,6 +60,21 @@ options:
       container:
         description: Container name (default - found by the Compose labels).
         type: str
+      host:
+        description:
+          - O(backend=local) network mode - the server's host name or address (e.g. its
+            Kubernetes Service). PostgreSQL is then dumped over TCP, Redis with
+            C(redis-cli --rdb), ChromaDB exported over its HTTP API (C(port) is then the
+            token gate's, C(8000)); an RDB cannot be restored this way.
+        type: str
+      token:
+        description: ChromaDB network mode - the API token (header C(X-Chroma-Token)), never logged.
+        type: str
+      replace_collections:
+        description:
+          - ChromaDB network mode, restore - delete and re-create collections that exist and
+            hold records (default false - such a restore is refused before any change).
+        type: bool
       image:
         description:
           - Image for a drill's throwaway container (default - the service container's image).

@@ -4,9 +4,10 @@ Used three ways, with the same code:
 
 * by the Ansible modules ``kailash_backup``, ``kailash_restore`` and
   ``kailash_restore_drill`` (imported as ``ansible.module_utils.kailash_backup``);
-* as a script (``python3 kailash_backup.py backup --config cfg.json``), e.g. by a
-  Kubernetes CronJob whose pod carries the datastores' own tools (``pg_dump``,
-  ``redis-cli``, ...) and runs them directly (the ``local`` exec backend);
+* as a script (``python3 -m kailash_backup backup --config cfg.json``), e.g. by the
+  Kubernetes CronJobs of roles/kailash_k8s in the ops image (roles/kailash_backup/files/ops):
+  the ``local`` exec backend with a ``host`` per datastore reaches every server over the
+  network only (see "Network mode" below);
 * by the tests and ``bench/backup_bench.py`` (``import kailash_backup``).
 
 Exec backends: every command of a datastore runs through a ``Target``.
@@ -16,6 +17,21 @@ dumps), in a helper container of the same image with ``--volumes-from`` the serv
 container. ``LocalTarget`` runs the same argv as a local process (in the pod) and can
 stop/start the service with configured commands (e.g. ``kubectl scale``).
 
+Network mode (backend ``local`` and ``host`` set for a datastore; what the pod uses, whose
+datastores live in other pods on ReadWriteOnce volumes):
+
+* PostgreSQL: ``pg_dumpall --globals-only`` / ``pg_dump -Fc`` / ``pg_restore`` over TCP to
+  ``host:port`` (password from ``password_file``, given to the tools as PGPASSWORD in their
+  environment, never on a command line);
+* Redis: ``redis-cli --rdb`` as the admin ACL user (REDISCLI_AUTH in the environment):
+  the server forks and streams a fresh RDB, stored as the same ``redis/dump.rdb``;
+  restoring an RDB needs the server's volume, so it is refused over the network;
+* ChromaDB: a logical export over the HTTP API v2 (token header from ``token_file``):
+  ``chromadb/export.jsonl`` (kind ``chroma-export``), restored by creating the
+  collections and adding the records in batches;
+* drills (``LocalDrill``): throwaway processes in the pod (initdb + pg_ctl, redis-server
+  on a Unix socket), the Chroma export checked by parsing it (never loaded).
+
 Backup set layout (one directory per run under the backup root)::
 
     <root>/20261126T141502Z/            promoted (renamed) only when every part succeeded
@@ -23,7 +39,8 @@ Backup set layout (one directory per run under the backup root)::
         postgresql/globals.sql[.gz][.enc]
         postgresql/<database>.dump[.enc]
         redis/dump.rdb[.gz][.enc]
-        chromadb/data.tar[.gz][.enc]
+        chromadb/data.tar[.gz][.enc]         (docker backend: the persistent dir)
+        chromadb/export.jsonl[.gz][.enc]     (network mode: logical export, see CHROMA_EXPORT)
         neo4j/<database>.dump[.enc]
     <root>/.partial-20261126T141502Z-<pid>/   a run in progress (removed when it fails)
 
@@ -43,6 +60,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -675,11 +694,19 @@ class LocalTarget(Target):
         stop_command: list[str] | None = None,
         start_command: list[str] | None = None,
         health_command: list[str] | None = None,
+        address: str | None = None,
     ) -> None:
         self.name = name
         self.stop_command = stop_command
         self.start_command = start_command
         self.health_command = health_command
+        self.address = address  # network mode: the server's host (None: tools next to the data)
+
+    def describe(self) -> dict[str, Any]:
+        out = {"backend": self.backend, "name": self.name}
+        if self.address:
+            out["host"] = self.address
+        return out
 
     def run(self, argv, *, env=None, stdin=None, sink=None, timeout=None, what=None, check=True):
         return _run_process(list(argv), env, stdin, sink, timeout, what or argv[0], check)
@@ -756,6 +783,11 @@ class Datastore:
         self.t = target
         self.conf = conf
 
+    @property
+    def network(self) -> bool:
+        """Network mode: local tools talk to a server elsewhere (conf ``host``)."""
+        return isinstance(self.t, LocalTarget) and bool(self.conf.get("host"))
+
     # each returns plain data for the manifest
     def versions(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -810,7 +842,7 @@ class Postgres(Datastore):
     def _conn(self, db: str | None = None) -> list[str]:
         args = [
             "-h",
-            self.conf.get("socket_dir", "/var/run/postgresql"),
+            self.conf.get("host") or self.conf.get("socket_dir", "/var/run/postgresql"),
             "-p",
             str(self.conf.get("port", 5432)),
             "-U",
@@ -967,7 +999,7 @@ class Redis(Datastore):
     def cli(
         self, *args: str, check: bool = True, target: Target | None = None, auth: bool = True
     ) -> str:
-        cmd = ["redis-cli", "-p", str(self.conf.get("port", 6379))]
+        cmd = ["redis-cli", *self._where()]
         env = None
         if auth and self.conf.get("password"):
             cmd += ["--user", self.conf.get("user", "kailash-admin"), "--no-auth-warning"]
@@ -982,8 +1014,73 @@ class Redis(Datastore):
             raise BackupError(f"redis: {args[0]} refused: {one_line(out)}")
         return out
 
+    def _where(self) -> list[str]:
+        if self.conf.get("socket"):
+            return ["-s", self.conf["socket"]]
+        host = ["-h", self.conf["host"]] if self.conf.get("host") else []
+        return [*host, "-p", str(self.conf.get("port", 6379))]
+
     def ready(self) -> bool:
         return "loading:0" in self.cli("INFO", "persistence", check=False)
+
+    def check_compatible(self, section: dict[str, Any]) -> None:
+        if self.network:
+            raise BackupError(
+                "redis: an RDB can only be restored onto the server's data volume (stop the "
+                "server, place dump.rdb, start it); over the network (backend local with a "
+                "host) that is not possible: follow the Kubernetes restore procedure of "
+                "docs/kubernetes.md"
+            )
+        super().check_compatible(section)
+
+    def _backup_network(self, ctx: Ctx) -> dict[str, Any]:
+        """``redis-cli --rdb``: the server forks (as for a replica's full sync, needs the
+        admin ACL user: SYNC/REPLCONF) and streams a fresh RDB, staged in the partial set
+        directory, then stored like a BGSAVE's dump.rdb."""
+        before = self.counts()
+        tmp = os.path.join(ctx.set_dir, f".redis-rdb-{os.getpid()}.tmp")
+        env = None
+        cmd = ["redis-cli", *self._where()]
+        if self.conf.get("password"):
+            cmd += ["--user", self.conf.get("user", "kailash-admin"), "--no-auth-warning"]
+            env = {"REDISCLI_AUTH": self.conf["password"]}
+        try:
+            res = self.t.run(
+                [*cmd, "--rdb", tmp],
+                env=env,
+                timeout=float(self.conf.get("save_timeout", 3600)),
+                what="redis-cli --rdb",
+                check=False,
+            )
+            if res.rc != 0 or not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
+                raise BackupError(
+                    f"redis: redis-cli --rdb failed (exit {res.rc}): "
+                    f"{one_line(res.stderr + res.stdout, 400)} (needs the admin ACL user, "
+                    "allowed SYNC and REPLCONF)"
+                )
+            with open(tmp, "rb") as fh:
+                if fh.read(5) != b"REDIS":
+                    raise BackupError("redis: redis-cli --rdb did not write an RDB file")
+
+            def produce(w: Callable[[bytes], None]) -> None:
+                with open(tmp, "rb") as fh:
+                    while True:
+                        block = fh.read(CHUNK)
+                        if not block:
+                            return
+                        w(block)
+
+            ctx.write_stream("redis/dump.rdb", "rdb", produce)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        after = self.counts()
+        return {
+            "counts": after,
+            "counts_exact": before == after,
+            "method": "redis-cli --rdb over the network (replication snapshot)",
+            "host": self.conf["host"],
+        }
 
     def info(self, section: str, **kw: Any) -> dict[str, str]:
         out = self.cli("INFO", section, **kw)
@@ -1016,6 +1113,8 @@ class Redis(Datastore):
         return out
 
     def backup(self, ctx: Ctx) -> dict[str, Any]:
+        if self.network:
+            return self._backup_network(ctx)
         before = self.counts()
         last = int(self.cli("LASTSAVE"))
         # Redis >= 7.0 counts completed saves (rdb_saves): no need to wait for LASTSAVE,
@@ -1159,30 +1258,156 @@ class Redis(Datastore):
 # ---- ChromaDB
 
 
+CHROMA_EXPORT = """
+chromadb/export.jsonl: one JSON object per line (kind chroma-export, method "logical export")
+  {"type": "header", "format": "kailash-chroma-export", "version": 1, "server_version": ...}
+  {"type": "collection", "tenant", "database", "name", "id", "metadata", "configuration",
+   "dimension"}                                 then that collection's records, in pages:
+  {"type": "records", "tenant", "database", "collection", "ids", "embeddings",
+   "documents", "metadatas", "uris"}
+  {"type": "end", "collections": N, "records": M}   (a file without it is truncated)
+"""
+CHROMA_INCLUDE = ["embeddings", "documents", "metadatas", "uris"]
+
+
+def _json_lines(chunks: Iterable[bytes], name: str) -> Iterator[dict[str, Any]]:
+    buf = b""
+    for block in chunks:
+        buf += block
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    raise BackupError(f"{name}: not a JSON line ({one_line(line, 80)})") from None
+    if buf.strip():
+        raise BackupError(f"{name}: truncated (no newline at the end)")
+
+
+def chroma_export_counts(lines: Iterable[dict[str, Any]], name: str) -> dict[str, int]:
+    """Records per collection of an export (keys as Chroma.counts), checking its framing."""
+    counts: dict[str, int] = {}
+    current = None
+    header = end = None
+    for obj in lines:
+        kind = obj.get("type")
+        if header is None:
+            if kind != "header" or obj.get("format") != "kailash-chroma-export":
+                raise BackupError(f"{name}: not a kailash Chroma export")
+            header = obj
+        elif kind == "collection":
+            current = Chroma.key(obj["tenant"], obj["database"], obj["name"])
+            counts[current] = 0
+        elif kind == "records":
+            key = Chroma.key(obj["tenant"], obj["database"], obj["collection"])
+            if key != current:
+                raise BackupError(f"{name}: records of {key} outside their collection")
+            ids = obj.get("ids") or []
+            for field_name in ("embeddings", "documents", "metadatas", "uris"):
+                value = obj.get(field_name)
+                if value is not None and len(value) != len(ids):
+                    raise BackupError(f"{name}: {key}: {field_name} do not match the ids")
+            counts[key] += len(ids)
+        elif kind == "end":
+            end = obj
+        else:
+            raise BackupError(f"{name}: unexpected line type {kind!r}")
+    if end is None:
+        raise BackupError(f"{name}: truncated export (no end line)")
+    if end.get("collections") != len(counts) or end.get("records") != sum(counts.values()):
+        raise BackupError(f"{name}: the end line does not match the records in the file")
+    return counts
+
+
+def _pack_f32(vector: list[float]) -> str:
+    import base64
+    import struct
+
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
 class Chroma(Datastore):
-    """Stop the server, tar its persistent dir (SQLite + segment files), start it again."""
+    """Docker backend: stop the server, tar its persistent dir (SQLite + segment files),
+    start it again. Network mode: a logical export over the HTTP API v2 (CHROMA_EXPORT)."""
 
     service = "chromadb"
 
+    @staticmethod
+    def key(tenant: str, database: str, collection: str) -> str:
+        prefix = "" if tenant == "default_tenant" else f"{tenant}/"
+        return f"{prefix}{database}/{collection}"
+
+    def _http(self, method: str, path: str, body: Any = None, timeout: float = 120) -> Any:
+        """One API call to the server (or its token gate) at host:port, token in a header."""
+        scheme = self.conf.get("scheme", "http")
+        url = f"{scheme}://{self.conf['host']}:{self.conf.get('port', 8000)}"
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        req = urllib.request.Request(url + path, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.conf.get("token"):
+            req.add_header("X-Chroma-Token", self.conf["token"])
+        # in-cluster traffic: no proxy from the environment
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(req, timeout=timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            detail = one_line(exc.read() or b"", 300)
+            raise BackupError(f"chromadb: {method} {path}: HTTP {exc.code} {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise BackupError(f"chromadb: {method} {path} at {url}: {reason}") from None
+        return json.loads(raw) if raw.strip() else None
+
     def api(self, path: str) -> Any:
+        if self.network:
+            return self._http("GET", path)
         url = f"http://127.0.0.1:{self.conf.get('port', 8001)}{path}"
         res = self.t.run(["curl", "-fsS", "-m", "20", url], timeout=30, what=f"GET {path}")
         return json.loads(res.stdout or b"null")
 
     def versions(self):
-        return {
-            "server_version": str(self.api("/api/v2/version")),
-            "tool_versions": {"tar": "GNU tar (helper container of the server image)"},
-        }
+        tool = (
+            {"kailash_backup": "logical export over the HTTP API v2"}
+            if self.network
+            else {"tar": "GNU tar (helper container of the server image)"}
+        )
+        return {"server_version": str(self.api("/api/v2/version")), "tool_versions": tool}
+
+    def tenants(self) -> list[str]:
+        return list(self.conf.get("tenants") or ["default_tenant"])
+
+    def databases(self, tenant: str) -> list[str]:
+        out = self.api(f"/api/v2/tenants/{tenant}/databases") or []
+        names = [db["name"] for db in out] or (
+            ["default_database"] if tenant == "default_tenant" else []
+        )
+        return sorted(names)
+
+    def collections(self, tenant: str, database: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 1000
+        while True:
+            got = self.api(
+                f"/api/v2/tenants/{tenant}/databases/{database}/collections"
+                f"?limit={page}&offset={len(out)}"
+            )
+            out.extend(got or [])
+            if len(got or []) < page:
+                break
+        return sorted(out, key=lambda c: c["name"])
 
     def counts(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        base = "/api/v2/tenants/default_tenant/databases"
-        for db in self.api(base) or [{"name": "default_database"}]:
-            dbname = db["name"]
-            for coll in self.api(f"{base}/{dbname}/collections?limit=100000"):
-                count = self.api(f"{base}/{dbname}/collections/{coll['id']}/count")
-                out[f"{dbname}/{coll['name']}"] = int(count)
+        for tenant in self.tenants() if self.network else ["default_tenant"]:
+            base = f"/api/v2/tenants/{tenant}/databases"
+            for dbname in self.databases(tenant):
+                for coll in self.collections(tenant, dbname):
+                    count = self.api(f"{base}/{dbname}/collections/{coll['id']}/count")
+                    out[self.key(tenant, dbname, coll["name"])] = int(count)
         return out
 
     def __init__(self, target: Target, conf: dict[str, Any]) -> None:
@@ -1192,7 +1417,94 @@ class Chroma(Datastore):
                 "SIGINT"  # Chroma's server ignores SIGTERM (killed after the timeout)
             )
 
+    def _export(self, ctx: Ctx) -> dict[str, Any]:
+        """Every collection of every database of the configured tenants, paged with /get."""
+        before = self.counts()
+        page = int(self.conf.get("page_size", 300))
+        exported: dict[str, int] = {}
+        version = str(self.api("/api/v2/version"))
+
+        def line(obj: dict[str, Any]) -> bytes:
+            return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"
+
+        def produce(w: Callable[[bytes], None]) -> None:
+            w(
+                line(
+                    {
+                        "type": "header",
+                        "format": "kailash-chroma-export",
+                        "version": 1,
+                        "server_version": version,
+                        "created_at": iso(utcnow()),
+                    }
+                )
+            )
+            for tenant in self.tenants():
+                for db in self.databases(tenant):
+                    base = f"/api/v2/tenants/{tenant}/databases/{db}/collections"
+                    for coll in self.collections(tenant, db):
+                        key = self.key(tenant, db, coll["name"])
+                        w(
+                            line(
+                                {
+                                    "type": "collection",
+                                    "tenant": tenant,
+                                    "database": db,
+                                    "name": coll["name"],
+                                    "id": coll["id"],
+                                    "metadata": coll.get("metadata"),
+                                    "configuration": coll.get("configuration_json"),
+                                    "schema": coll.get("schema"),
+                                    "dimension": coll.get("dimension"),
+                                }
+                            )
+                        )
+                        exported[key] = 0
+                        while True:
+                            got = self._http(
+                                "POST",
+                                f"{base}/{coll['id']}/get",
+                                {"limit": page, "offset": exported[key], "include": CHROMA_INCLUDE},
+                                timeout=600,
+                            )
+                            ids = got.get("ids") or []
+                            if not ids:
+                                break
+                            w(
+                                line(
+                                    {
+                                        "type": "records",
+                                        "tenant": tenant,
+                                        "database": db,
+                                        "collection": coll["name"],
+                                        "ids": ids,
+                                        **{f: got.get(f) for f in CHROMA_INCLUDE},
+                                    }
+                                )
+                            )
+                            exported[key] += len(ids)
+                            if len(ids) < page:
+                                break
+            w(
+                line(
+                    {"type": "end", "collections": len(exported), "records": sum(exported.values())}
+                )
+            )
+
+        ctx.write_stream("chromadb/export.jsonl", "chroma-export", produce)
+        return {
+            "counts": exported,
+            # written to while it was exported: counts (and records) may be off
+            "counts_exact": before == exported,
+            "method": "logical export over the HTTP API v2 (server kept running)",
+            "format": "export-jsonl",
+            "tenants": self.tenants(),
+            "host": self.conf["host"],
+        }
+
     def backup(self, ctx: Ctx) -> dict[str, Any]:
+        if self.network:
+            return self._export(ctx)
         counts = self.counts()
         path = self.conf.get("data_path", "/data")
         self.t.stop()
@@ -1217,7 +1529,13 @@ class Chroma(Datastore):
         self.api("/api/v2/heartbeat")
         return True
 
+    @staticmethod
+    def export_entry(section: dict[str, Any]) -> dict[str, Any] | None:
+        return next((e for e in section["files"] if e.get("kind") == "chroma-export"), None)
+
     def restore(self, set_dir, section, secret):
+        if self.export_entry(section) is not None:
+            return self._import(set_dir, section, secret)
         path = section["details"].get("data_path", "/data")
         entry = section["files"][0]
         self.t.stop()
@@ -1231,7 +1549,118 @@ class Chroma(Datastore):
             self.t.start()
         return {}
 
+    def _import(self, set_dir, section, secret) -> dict[str, Any]:
+        """Create each collection (name, metadata, configuration) and add its records in
+        batches. A collection that exists and holds records is refused before any change,
+        unless conf replace_collections (then it is deleted and created again)."""
+        if not self.network:
+            raise BackupError("chromadb: an export is restored over the API: give a host")
+        entry = self.export_entry(section)
+        name = entry["path"]
+        replace = bool(self.conf.get("replace_collections"))
+        wanted = [
+            obj
+            for obj in _json_lines(read_artefact(set_dir, entry, secret), name)
+            if obj.get("type") == "collection"
+        ]
+        existing: dict[str, dict[str, Any]] = {}
+        blocked = []
+        for obj in wanted:
+            tenant, db = obj["tenant"], obj["database"]
+            if db not in self._databases_or_none(tenant):
+                continue
+            for coll in self.collections(tenant, db):
+                if coll["name"] == obj["name"]:
+                    key = self.key(tenant, db, obj["name"])
+                    base = f"/api/v2/tenants/{tenant}/databases/{db}/collections"
+                    count = int(self.api(f"{base}/{coll['id']}/count"))
+                    existing[key] = {"count": count, "id": coll["id"]}
+                    if count and not replace:
+                        blocked.append(f"{key} ({count} records)")
+        if blocked:
+            raise BackupError(
+                "chromadb: these collections exist and hold records: "
+                + ", ".join(blocked)
+                + " (refused; set replace_collections to delete and re-create them)"
+            )
+        created: dict[str, int] = {}
+        ids_of: dict[str, str] = {}
+        # embeddings as packed little-endian float32 (what Chroma's own client sends): the
+        # exported decimals go back to the very same float32 values, bit for bit (the
+        # server's own decimal parsing is off by one unit in the last place now and then)
+        try:
+            base64_ok = bool(
+                (self.api("/api/v2/pre-flight-checks") or {}).get("supports_base64_encoding")
+            )
+        except BackupError:
+            base64_ok = False
+        for obj in _json_lines(read_artefact(set_dir, entry, secret), name):
+            kind = obj.get("type")
+            if kind == "collection":
+                tenant, db = obj["tenant"], obj["database"]
+                self._ensure_database(tenant, db)
+                key = self.key(tenant, db, obj["name"])
+                base = f"/api/v2/tenants/{tenant}/databases/{db}/collections"
+                if key in existing:
+                    self._http("DELETE", f"{base}/{obj['name']}")
+                body: dict[str, Any] = {"name": obj["name"], "get_or_create": False}
+                if obj.get("metadata"):
+                    body["metadata"] = obj["metadata"]
+                config = self._create_configuration(obj.get("configuration"))
+                if config:
+                    body["configuration"] = config
+                coll = self._http("POST", base, body)
+                ids_of[key] = coll["id"]
+                created[key] = 0
+            elif kind == "records":
+                key = self.key(obj["tenant"], obj["database"], obj["collection"])
+                base = f"/api/v2/tenants/{obj['tenant']}/databases/{obj['database']}/collections"
+                body = {"ids": obj["ids"]}
+                for f in CHROMA_INCLUDE:
+                    values = obj.get(f)
+                    if values is not None and any(v is not None for v in values):
+                        if f == "embeddings" and base64_ok:
+                            values = [None if v is None else _pack_f32(v) for v in values]
+                        body[f] = values
+                self._http("POST", f"{base}/{ids_of[key]}/add", body, timeout=600)
+                created[key] += len(obj["ids"])
+        return {"collections": created, "replaced": sorted(existing)}
+
+    @staticmethod
+    def _create_configuration(config: Any) -> dict[str, Any] | None:
+        """The index settings of an exported configuration that a create accepts (the
+        embedding function is the client's business: records carry their embeddings)."""
+        if not isinstance(config, dict):
+            return None
+        out = {k: config[k] for k in ("hnsw", "spann") if config.get(k)}
+        return out or None
+
+    def _databases_or_none(self, tenant: str) -> list[str]:
+        try:
+            return self.databases(tenant)
+        except BackupError:
+            return []
+
+    def _ensure_database(self, tenant: str, db: str) -> None:
+        try:
+            self.api(f"/api/v2/tenants/{tenant}")
+        except BackupError:
+            self._http("POST", "/api/v2/tenants", {"name": tenant})
+        if db not in self._databases_or_none(tenant):
+            self._http("POST", f"/api/v2/tenants/{tenant}/databases", {"name": db})
+
     def check_compatible(self, section):
+        export = self.export_entry(section) is not None
+        if export and not self.network:
+            raise BackupError(
+                "chromadb: the set holds a logical export (export.jsonl): restore it with "
+                "backend local and the server's host"
+            )
+        if not export and self.network:
+            raise BackupError(
+                "chromadb: the set holds the persistent dir (data.tar, docker backend): it "
+                "cannot be restored over the network"
+            )
         have = version_tuple(self.versions()["server_version"])
         want = version_tuple(section.get("server_version"))
         if have[:2] != want[:2] and have < want:
@@ -1353,7 +1782,11 @@ def make_target(
     """The target of one service, or None when it is not deployed."""
     if backend == "local":
         return LocalTarget(
-            service, conf.get("stop_command"), conf.get("start_command"), conf.get("health_command")
+            service,
+            conf.get("stop_command"),
+            conf.get("start_command"),
+            conf.get("health_command"),
+            address=conf.get("host"),
         )
     if conf.get("container"):
         return DockerTarget(conf["container"], docker)
@@ -1394,7 +1827,8 @@ def remove_stale_partials(root: str) -> list[str]:
         if not name.startswith(PARTIAL_PREFIX):
             continue
         pid = name.rsplit("-", 1)[-1]
-        alive = pid.isdigit() and os.path.exists(f"/proc/{pid}")
+        # our own pid cannot be a run in progress (a pod's backup is often pid 1 every time)
+        alive = pid.isdigit() and int(pid) != os.getpid() and os.path.exists(f"/proc/{pid}")
         if not alive:
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
             removed.append(name)
@@ -1507,6 +1941,7 @@ class Settings:
     keep_weekly: int = 4
     docker: str = "docker"
     skip_missing: bool = True
+    work_dir: str | None = None  # local drill: scratch space (default: the temp dir)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
@@ -1698,6 +2133,42 @@ def restore(
     return result
 
 
+def extract(s: Settings, set_ref: str | None, relpath: str, out: str) -> dict[str, Any]:
+    """Decode one artefact of a verified set (decrypt, gunzip, check its plain sha256) into
+    ``out`` (written as out.tmp, renamed at the end): for restores done by hand, e.g. an
+    RDB placed on a Redis volume in Kubernetes (docs/kubernetes.md)."""
+    set_dir = resolve_set(s.backup_root, set_ref)
+    manifest = verify_set(set_dir, s.encryption_key)
+    entries = [e for sec in manifest["services"].values() for e in sec["files"]]
+    entry = next(
+        (e for e in entries if e["path"] == relpath or e["path"].startswith(relpath + ".")), None
+    )
+    if entry is None:
+        known = ", ".join(e["path"] for e in entries)
+        raise BackupError(f"{set_dir}: no artefact {relpath} (the set holds {known})")
+    tmp = f"{out}.tmp"
+    with open(tmp, "wb") as fh:
+        try:
+            for block in read_artefact(set_dir, entry, s.encryption_key):
+                fh.write(block)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException:
+            fh.close()
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    os.rename(tmp, out)
+    return {
+        "set": os.path.basename(set_dir),
+        "artefact": entry["path"],
+        "out": out,
+        "size": entry["plain_size"],
+        "sha256": entry["plain_sha256"],
+        "changed": True,
+    }
+
+
 # --------------------------------------------------------------------------- drills
 
 
@@ -1860,6 +2331,9 @@ class Drill:
                 300,
                 "drill Redis did not load the RDB",
             )
+        elif svc == "chromadb" and Chroma.export_entry(section) is not None:
+            # a set of the network mode (Kubernetes): checked, not loaded (as LocalDrill)
+            return {**drill_chroma_export(self.set_dir, section, secret), "image": image}
         elif svc == "chromadb":
             conf.update(port=8000)
             target = self.container(svc, image, ["sleep", "infinity"], entrypoint="")
@@ -1923,6 +2397,223 @@ class Drill:
         return {"counts": counts, "differences": diffs, "passed": not diffs, "image": image}
 
 
+class LocalDrill:
+    """The drill of the local backend (a pod: no Docker): restores into throwaway processes
+    of this machine, in a scratch directory removed afterwards.
+
+    * PostgreSQL: ``initdb`` + ``pg_ctl`` (the postgresql-15 server binaries of the ops
+      image), listening on a Unix socket in a private directory only (no TCP, trust
+      auth for this user), ``pg_restore`` of every database, counts compared;
+    * Redis: a ``redis-server`` on a private Unix socket loading the set's RDB, key counts
+      compared;
+    * ChromaDB (export): the export file parsed, its framing checked and the records per
+      collection counted and compared; it is NOT loaded into a Chroma server;
+    * anything else (a Chroma tar, Neo4j dumps) fails with the reason.
+    """
+
+    def __init__(
+        self, s: Settings, set_dir: str, manifest: dict[str, Any], log: Callable[[str], None]
+    ) -> None:
+        self.s = s
+        self.set_dir = set_dir
+        self.manifest = manifest
+        self.log = log
+        base = s.work_dir or None
+        if base:
+            os.makedirs(base, mode=0o700, exist_ok=True)
+        self.work = tempfile.mkdtemp(prefix=f"{s.project}-drill-", dir=base)
+        # sockets in a short private path (sun_path holds 107 bytes)
+        self.sockets = tempfile.mkdtemp(prefix="kbd-")
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.pg_stop: list[str] | None = None
+
+    def run_service(self, svc: str) -> dict[str, Any]:
+        section = self.manifest["services"][svc]
+        if svc == "postgresql":
+            handler: Datastore = self._postgres(section)
+        elif svc == "redis":
+            handler = self._redis(section)
+        elif svc == "chromadb":
+            return self._chroma(section)
+        else:
+            raise BackupError(f"{svc}: the local drill cannot restore it (use the docker drill)")
+        counts = handler.counts()
+        diffs = compare_counts(section["counts"], counts, svc, section.get("counts_exact", True))
+        return {
+            "counts": counts,
+            "differences": diffs,
+            "passed": not diffs,
+            "method": "restored into a throwaway process in this pod/container",
+        }
+
+    @staticmethod
+    def _pg_bin(conf: dict[str, Any]) -> str:
+        if conf.get("pg_bin_dir"):
+            return conf["pg_bin_dir"]
+        found = shutil.which("initdb")
+        if found:
+            return os.path.dirname(found)
+        import glob
+
+        dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=version_tuple)
+        if not dirs:
+            raise BackupError("postgresql: no initdb/pg_ctl (postgresql server package) here")
+        return os.path.dirname(dirs[-1])
+
+    def _postgres(self, section: dict[str, Any]) -> Datastore:
+        conf = dict(self.s.datastores.get("postgresql") or {})
+        user = conf.get("user", "kailash_user")
+        bindir = self._pg_bin(conf)
+        data = os.path.join(self.work, "pgdata")
+        sock = os.path.join(self.sockets, "pg")
+        os.makedirs(sock, mode=0o700)
+        target = LocalTarget("drill-postgresql")
+        target.run(
+            [
+                os.path.join(bindir, "initdb"),
+                "-D",
+                data,
+                "-U",
+                user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
+            env={"LC_ALL": "C.UTF-8"},
+            timeout=300,
+            what="initdb (drill)",
+        )
+        opts = (
+            f"-c listen_addresses='' -k {sock} -p 5432 -c max_connections=20 "
+            "-c shared_buffers=32MB -c fsync=off -c full_page_writes=off"
+        )
+        ctl = os.path.join(bindir, "pg_ctl")
+        # set before the start: a start that fails half-way may leave a postmaster behind
+        self.pg_stop = [ctl, "-D", data, "-m", "immediate", "-w", "stop"]
+        target.run(
+            [
+                ctl,
+                "-D",
+                data,
+                "-o",
+                opts,
+                "-l",
+                os.path.join(self.work, "pg.log"),
+                "-w",
+                "-t",
+                "120",
+                "start",
+            ],
+            timeout=180,
+            what="pg_ctl start (drill)",
+        )
+        handler = Postgres(
+            target,
+            {
+                **{k: v for k, v in conf.items() if k in ("databases",)},
+                "host": sock,
+                "port": 5432,
+                "user": user,
+                "database": "postgres",
+                "restore_globals": False,
+            },
+        )
+        handler.restore(self.set_dir, section, self.s.encryption_key)
+        return handler
+
+    def _redis(self, section: dict[str, Any]) -> Datastore:
+        rdir = os.path.join(self.work, "redis")
+        os.makedirs(rdir, mode=0o700)
+        entry = section["files"][0]
+        with open(os.path.join(rdir, "dump.rdb"), "wb") as fh:
+            for block in read_artefact(self.set_dir, entry, self.s.encryption_key):
+                fh.write(block)
+        sock = os.path.join(self.sockets, "redis.sock")
+        log = open(os.path.join(self.work, "redis.log"), "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(  # noqa: S603 - argv list
+            [
+                "redis-server",
+                "--port",
+                "0",
+                "--unixsocket",
+                sock,
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                rdir,
+                "--dbfilename",
+                "dump.rdb",
+                "--appendonly",
+                "no",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        self.procs.append(proc)
+        handler = Redis(LocalTarget("drill-redis"), {"socket": sock})
+
+        def loaded() -> bool:
+            if proc.poll() is not None:
+                with open(os.path.join(self.work, "redis.log"), "rb") as fh:
+                    tail = fh.read()[-400:]
+                raise BackupError(f"drill redis-server exited: {one_line(tail, 400)}")
+            return os.path.exists(sock) and handler.ready()
+
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                if loaded():
+                    break
+            except CommandFailed:
+                pass
+            if time.monotonic() > deadline:
+                raise BackupError("drill Redis did not load the RDB")
+            time.sleep(0.3)
+        return handler
+
+    def _chroma(self, section: dict[str, Any]) -> dict[str, Any]:
+        if Chroma.export_entry(section) is None:
+            raise BackupError(
+                "chromadb: the set holds the persistent dir (data.tar): the local drill "
+                "checks logical exports only (use the docker drill)"
+            )
+        return drill_chroma_export(self.set_dir, section, self.s.encryption_key)
+
+    def cleanup(self) -> None:
+        if self.pg_stop:
+            with contextlib.suppress(BackupError, subprocess.TimeoutExpired):
+                _run_process(self.pg_stop, None, None, None, 120, "pg_ctl stop", False)
+        for proc in self.procs:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
+        shutil.rmtree(self.work, ignore_errors=True)
+        shutil.rmtree(self.sockets, ignore_errors=True)
+
+
+def drill_chroma_export(set_dir: str, section: dict[str, Any], secret: str | None) -> dict:
+    """The drill of a Chroma logical export (either backend): decode it, check its framing,
+    count the records per collection and compare with the manifest. Not loaded anywhere."""
+    entry = Chroma.export_entry(section)
+    counts = chroma_export_counts(
+        _json_lines(read_artefact(set_dir, entry, secret), entry["path"]), entry["path"]
+    )
+    diffs = compare_counts(section["counts"], counts, "chromadb", True)
+    return {
+        "counts": counts,
+        "differences": diffs,
+        "passed": not diffs,
+        "method": "export checksummed, decoded and its records counted; "
+        "not loaded into a Chroma server",
+    }
+
+
 def _wait(cond: Callable[[], bool], timeout: float, msg: str, target: Target | None = None) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -1958,8 +2649,9 @@ def drill(
     keep: bool = False,
     log: Callable[[str], None] = lambda m: None,
 ) -> dict[str, Any]:
-    """Restore drill: verify the set, restore each service into throwaway containers,
-    compare counts; record pass/fail (JSON report + Prometheus textfile)."""
+    """Restore drill: verify the set, restore each service into throwaway containers
+    (backend docker) or throwaway processes (backend local: LocalDrill), compare counts;
+    record pass/fail (JSON report + Prometheus textfile)."""
     started = utcnow()
     t0 = time.monotonic()
     report: dict[str, Any] = {"project": s.project, "started_at": iso(started), "services": {}}
@@ -1976,7 +2668,12 @@ def drill(
         return report
     if manifest is not None:
         wanted = [svc for svc in s.services if svc in manifest["services"]]
-        d = Drill(s, set_dir, manifest, log)
+        d: Drill | LocalDrill = (
+            LocalDrill(s, set_dir, manifest, log)
+            if s.backend == "local"
+            else Drill(s, set_dir, manifest, log)
+        )
+        report["backend"] = s.backend
         try:
 
             def one(svc: str) -> dict[str, Any]:
@@ -2069,28 +2766,189 @@ def _atomic_write(path: str, text: str) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
-def main(argv: list[str] | None = None) -> int:
-    """python3 kailash_backup.py {backup|restore|verify|drill} --config settings.json
+CONFIG_TOP = {
+    "backup_root": "absolute path of the sets (in the pod: /backups/sets)",
+    "project": "name in the manifest and the drill records",
+    "backend": "docker | local",
+    "services": "datastores to act on",
+    "datastores": "per service: host, port, user, password_file, ...",
+    "compress": "gzip the artefacts",
+    "encryption_key_file": "file holding the encryption key (a mounted Secret key)",
+    "encryption_key": "the key itself (prefer encryption_key_file)",
+    "label": "free text in the manifest",
+    "keep_last": "retention",
+    "keep_daily": "retention",
+    "keep_weekly": "retention",
+    "report_dir": "drill: directory of restore-drill-<project>.json",
+    "textfile_dir": "drill: directory of the Prometheus textfile",
+    "work_dir": "local drill: scratch space",
+    "skip_missing": "skip services that are not deployed",
+    "docker": "docker client (backend docker)",
+}
+CONFIG_DATASTORE = {
+    "host", "port", "user", "password", "password_file", "token", "token_file", "scheme",
+    "database", "databases", "socket_dir", "socket", "restore_globals", "data_path",
+    "start_timeout", "save_timeout", "container", "image", "stop_command", "start_command",
+    "health_command", "tenants", "page_size", "replace_collections", "pg_bin_dir",
+}  # fmt: skip
+# network mode: the datastores a pod can back up without their volumes
+NETWORK_SERVICES = ("postgresql", "redis", "chromadb")
 
-    The JSON holds the Settings fields (backup_root, backend, services, datastores with
-    passwords, ...). Secrets may come from the environment instead:
-    KAILASH_BACKUP_ENCRYPTION_KEY, KAILASH_<SERVICE>_PASSWORD."""
+
+def _read_secret_file(path: Any, field_name: str) -> str:
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise BackupError(f"{field_name}: must be an absolute path, got {path!r}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            value = fh.read().rstrip("\r\n")
+    except OSError as exc:
+        raise BackupError(f"{field_name}: cannot read {path} ({exc.strerror})") from None
+    if not value:
+        raise BackupError(f"{field_name}: {path} is empty")
+    return value
+
+
+def load_config(data: Any, where: str = "config") -> dict[str, Any]:
+    """Validate the CLI's JSON config and resolve its *_file secrets into a new dict (the
+    Settings fields + report_dir/textfile_dir). Errors name the field; never a value."""
+    if not isinstance(data, dict):
+        raise BackupError(f"{where}: must be a JSON object")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key.startswith("_"):
+            continue  # comments
+        if key not in CONFIG_TOP:
+            raise BackupError(f"{where}: unknown field {key!r} (known: {', '.join(CONFIG_TOP)})")
+        out[key] = value
+    root = out.get("backup_root")
+    if not isinstance(root, str) or not os.path.isabs(root):
+        raise BackupError(f"{where}: backup_root: required, an absolute path, got {root!r}")
+    backend = out.setdefault("backend", "docker")
+    if backend not in ("docker", "local"):
+        raise BackupError(f"{where}: backend: docker or local, got {backend!r}")
+    services = out.setdefault("services", list(SERVICES))
+    if not isinstance(services, list) or not services:
+        raise BackupError(f"{where}: services: a non-empty list of {', '.join(SERVICES)}")
+    for svc in services:
+        if svc not in SERVICES:
+            raise BackupError(f"{where}: services: unknown {svc!r} (known: {', '.join(SERVICES)})")
+    for key in ("compress", "skip_missing"):
+        if key in out and not isinstance(out[key], bool):
+            raise BackupError(f"{where}: {key}: true or false, got {out[key]!r}")
+    for key, low in (("keep_last", 1), ("keep_daily", 0), ("keep_weekly", 0)):
+        if key in out and (
+            not isinstance(out[key], int) or isinstance(out[key], bool) or out[key] < low
+        ):
+            raise BackupError(f"{where}: {key}: a whole number >= {low}, got {out[key]!r}")
+    for key in ("report_dir", "textfile_dir", "work_dir"):
+        if out.get(key) is not None and (
+            not isinstance(out[key], str) or not os.path.isabs(out[key])
+        ):
+            raise BackupError(f"{where}: {key}: an absolute path, got {out[key]!r}")
+    if "encryption_key_file" in out:
+        out["encryption_key"] = _read_secret_file(
+            out.pop("encryption_key_file"), f"{where}: encryption_key_file"
+        )
+    stores = out.get("datastores") or {}
+    if not isinstance(stores, dict):
+        raise BackupError(f"{where}: datastores: an object per service")
+    resolved: dict[str, dict[str, Any]] = {}
+    for svc, conf in stores.items():
+        name = f"{where}: datastores.{svc}"
+        if svc not in SERVICES:
+            raise BackupError(f"{name}: unknown service (known: {', '.join(SERVICES)})")
+        if not isinstance(conf, dict):
+            raise BackupError(f"{name}: must be an object")
+        conf = dict(conf)
+        for key in conf:
+            if key not in CONFIG_DATASTORE and not key.startswith("_"):
+                raise BackupError(f"{name}: unknown field {key!r}")
+        if "port" in conf and (
+            not isinstance(conf["port"], int)
+            or isinstance(conf["port"], bool)
+            or not 0 < conf["port"] < 65536
+        ):
+            raise BackupError(f"{name}.port: a TCP port number, got {conf['port']!r}")
+        if "host" in conf and (not isinstance(conf["host"], str) or not conf["host"]):
+            raise BackupError(f"{name}.host: a host name or address, got {conf['host']!r}")
+        if "password_file" in conf:
+            conf["password"] = _read_secret_file(conf.pop("password_file"), f"{name}.password_file")
+        if "token_file" in conf:
+            conf["token"] = _read_secret_file(conf.pop("token_file"), f"{name}.token_file")
+        resolved[svc] = conf
+    if backend == "local":
+        for svc in services:
+            if svc not in NETWORK_SERVICES:
+                raise BackupError(
+                    f"{where}: services: {svc} cannot be backed up over the network (Neo4j 5 "
+                    "community dumps offline, next to its volume): remove it"
+                )
+            if not (resolved.get(svc) or {}).get("host"):
+                raise BackupError(
+                    f"{where}: datastores.{svc}.host: required with backend local (the "
+                    "server's address, e.g. its Kubernetes Service name)"
+                )
+    out["datastores"] = resolved
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python3 -m kailash_backup {backup|restore|verify|drill} --config settings.json
+
+    The JSON holds the Settings fields (backup_root, backend, services, datastores, ...,
+    see CONFIG_TOP); secrets come from files: encryption_key_file,
+    datastores.<service>.password_file / token_file (e.g. mounted Kubernetes Secret keys).
+    Fallbacks from the environment: KAILASH_BACKUP_ENCRYPTION_KEY,
+    KAILASH_<SERVICE>_PASSWORD."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("action", choices=["backup", "restore", "verify", "drill"])
+    parser.add_argument("action", choices=["backup", "restore", "verify", "drill", "extract"])
     parser.add_argument("--config", required=True)
     parser.add_argument("--set", default="latest")
     parser.add_argument("--check", action="store_true")
+    parser.add_argument(
+        "--services",
+        help="comma-separated subset of the config's services (e.g. restore postgresql,chromadb)",
+    )
+    parser.add_argument("--file", help="extract: path of the artefact in the set (redis/dump.rdb)")
+    parser.add_argument("--out", help="extract: where to write its decoded bytes")
+    parser.add_argument(
+        "--replace-collections",
+        action="store_true",
+        help="restore: delete and re-create Chroma collections that exist and hold records",
+    )
     args = parser.parse_args(argv)
-    with open(args.config, encoding="utf-8") as fh:
-        data = json.load(fh)
-    data.setdefault("encryption_key", os.environ.get("KAILASH_BACKUP_ENCRYPTION_KEY"))
-    for svc in SERVICES:
-        pw = os.environ.get(f"KAILASH_{svc.upper()}_PASSWORD")
-        if pw:
-            data.setdefault("datastores", {}).setdefault(svc, {})["password"] = pw
-    settings = Settings.from_dict(data)
+    try:
+        try:
+            with open(args.config, encoding="utf-8") as fh:
+                raw = json.load(fh)
+        except OSError as exc:
+            raise BackupError(f"{args.config}: cannot read ({exc.strerror})") from None
+        except ValueError as exc:
+            raise BackupError(f"{args.config}: not valid JSON ({exc})") from None
+        data = load_config(raw, args.config)
+        if not data.get("encryption_key"):
+            data["encryption_key"] = os.environ.get("KAILASH_BACKUP_ENCRYPTION_KEY")
+        for svc in SERVICES:
+            pw = os.environ.get(f"KAILASH_{svc.upper()}_PASSWORD")
+            store = data["datastores"].setdefault(svc, {})
+            if pw and not store.get("password"):
+                store["password"] = pw
+        if args.replace_collections:
+            data["datastores"].setdefault("chromadb", {})["replace_collections"] = True
+        if args.services:
+            subset = [s for s in args.services.split(",") if s]
+            extra = [s for s in subset if s not in data["services"]]
+            if extra:
+                raise BackupError(f"--services: {', '.join(extra)} not in the config's services")
+            data["services"] = subset
+        if args.action == "extract" and not (args.file and args.out):
+            raise BackupError("extract needs --file (e.g. redis/dump.rdb) and --out")
+        settings = Settings.from_dict(data)
+    except BackupError as exc:
+        print(json.dumps({"failed": True, "msg": str(exc)}))
+        return 2
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -2103,6 +2961,8 @@ def main(argv: list[str] | None = None) -> int:
             out = restore(settings, args.set, check_mode=args.check, log=log)
         elif args.action == "verify":
             out = restore(settings, args.set, verify_only=True, log=log)
+        elif args.action == "extract":
+            out = extract(settings, args.set, args.file, args.out)
         else:
             out = drill(
                 settings,
@@ -2134,6 +2994,8 @@ __all__ = [
     "retention_plan",
     "DockerTarget",
     "LocalTarget",
+    "LocalDrill",
+    "load_config",
 ]
 
 
@@ -2141,6 +3003,9 @@ __all__ = [
 
 _CONN = {
     "container": {"type": "str"},
+    "host": {"type": "str"},
+    "token": {"type": "str", "no_log": True},
+    "replace_collections": {"type": "bool"},
     "image": {"type": "str"},
     "user": {"type": "str"},
     "password": {"type": "str", "no_log": True},
