@@ -15,6 +15,25 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def load_backup_core():
+    """plugins/module_utils/kailash_backup.py (the backup core), loaded once by file path
+    as ``kailash_backup_core``: by name, ``kailash_backup`` may resolve to the Ansible
+    module of plugins/modules (tests/health puts that directory on sys.path)."""
+    import importlib.util
+
+    name = "kailash_backup_core"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, ROOT / "plugins" / "module_utils" / "kailash_backup.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before exec: its dataclasses look themselves up here
+        spec.loader.exec_module(module)
+    module = sys.modules[name]
+    assert hasattr(module, "verify_set"), module.__file__
+    return module
+
+
 @dataclass
 class PlaybookRun:
     rc: int

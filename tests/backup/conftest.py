@@ -11,7 +11,7 @@ import pytest
 import yaml
 from backup_env import BACKUP_ROOT, PROJECT, SECRETS_DIR, STACK, WORK
 
-from kailash_testlib import ROOT, run_playbook
+from kailash_testlib import ROOT, load_backup_core, run_playbook
 
 sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -65,18 +65,7 @@ def secrets(stack) -> dict:
 
 @pytest.fixture(scope="session")
 def kb():
-    """The core by file path: tests/health puts plugins/modules on sys.path, where the
-    Ansible module of the same name would shadow module_utils/kailash_backup.py."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "kailash_backup_core", ROOT / "plugins" / "module_utils" / "kailash_backup.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    assert hasattr(module, "verify_set"), module.__file__
-    return module
+    return load_backup_core()
 
 
 @pytest.fixture

@@ -117,6 +117,16 @@ def first_set(secrets):
     return BACKUP_ROOT / sets()[-1]
 
 
+def drill_containers() -> list[str]:
+    """Ids of the drill's throwaway containers still present (any state)."""
+    return subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"name={PROJECT}-drill"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+
 def test_backup_promotes_a_complete_checksummed_set(first_set, kb, secrets):
     """Real pg_dump/BGSAVE/Chroma copy: manifest, checksums, counts, modes, no partial
     dir, no secret in the output."""
@@ -158,13 +168,7 @@ def test_check_mode_changes_nothing(first_set, secrets):
         assert secrets["redis_admin_password"] not in run.output
     assert (sets(), tree_digest(BACKUP_ROOT), state(secrets)) == before
     assert not REPORTS.exists() and not TEXTFILE.exists()
-    drills = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"name={PROJECT}-drill"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert drills == []
+    assert drill_containers() == []
 
 
 def test_corrupted_set_is_refused_and_running_data_unchanged(
@@ -281,13 +285,7 @@ def test_restore_drill_passes_and_records_the_time(first_set):
     prom = (TEXTFILE / "kailash_restore_drill_kailash_bk_ci.prom").read_text()
     assert f'kailash_restore_drill_last_success_timestamp_seconds{{project="{PROJECT}"}}' in prom
     assert f'kailash_restore_drill_passed{{project="{PROJECT}"}} 1' in prom
-    left = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"name={PROJECT}-drill"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert left == []
+    assert drill_containers() == []
 
 
 def test_retention_keeps_last_daily_weekly(kb):

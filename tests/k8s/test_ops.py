@@ -5,10 +5,8 @@ that the image and config work against real datastores is tests/backup/test_ops_
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +14,11 @@ import pytest
 import yaml
 
 from conftest import REPO, Render, Session
+from kailash_testlib import load_backup_core
 
 ENVS = ["production", "staging"]
 JOBS = ["kailash-backup", "kailash-restore-drill"]
 CONFIG_DIR = "/etc/kailash-backup"
-
-
-def _core():
-    spec = importlib.util.spec_from_file_location(
-        "kailash_backup_core_k8s", REPO / "plugins" / "module_utils" / "kailash_backup.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(params=ENVS)
@@ -67,7 +56,7 @@ def test_config_map_holds_a_valid_network_config(render: Render, tmp_path: Path)
         dummy = tmp_path / f"s{i}"
         dummy.write_text("dummy-secret-value\n")
         text = text.replace(json.dumps(path), json.dumps(str(dummy)))
-    loaded = _core().load_config(json.loads(text), "config.json")
+    loaded = load_backup_core().load_config(json.loads(text), "config.json")
     assert loaded["encryption_key"] == "dummy-secret-value"
     assert loaded["datastores"]["postgresql"]["password"] == "dummy-secret-value"
     assert loaded["datastores"]["chromadb"]["token"] == "dummy-secret-value"

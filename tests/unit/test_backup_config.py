@@ -4,26 +4,20 @@ tests/backup/test_ops_image.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
+
+from kailash_testlib import load_backup_core
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def kb():
-    spec = importlib.util.spec_from_file_location(
-        "kailash_backup_unit", REPO / "plugins" / "module_utils" / "kailash_backup.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_backup_core()
 
 
 @pytest.fixture
