@@ -8,19 +8,23 @@ Celery), NGINX with a certificate from the local CA. Neo4j is not deployed (no i
 can be built here), so recommendations come from the taxonomy tree and say so.
 
 Clients: HTTPS through NGINX from this host (requests, websockets), the Nexus CLI
-(`python -m nexus.cli`) inside an API container, MCP (WebSocket JSON-RPC) at an API
-container's address on the app network, which is reachable from the Docker host but
-not published. The project is removed at the end.
+(`python -m nexus.cli`) inside an API container, MCP (WebSocket JSON-RPC, hand-written
+and the official MCP SDK's client) at an API container's address on the app network,
+which is reachable from the Docker host but not published. The project is removed at
+the end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import ssl
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -210,15 +214,19 @@ def classify_over_cli(tok: str, description: str) -> dict:
     return fields
 
 
-def mcp_call(tool: str, arguments: dict) -> dict:
-    """One tools/call over MCP (WebSocket JSON-RPC) at the API container's app-network
-    address: reachable from the Docker host, never published."""
-    from websockets.sync.client import connect
-
+def mcp_url() -> str:
+    """MCP at the API container's app-network address: reachable from the Docker host,
+    never published."""
     nets = json.loads(docker("inspect", "-f", "{{json .NetworkSettings.Networks}}",
                              api_container()))
-    address = nets[f"{PROJECT}_app"]["IPAddress"]
-    with connect(f"ws://{address}:3001", open_timeout=10, close_timeout=2) as ws:
+    return f"ws://{nets[f'{PROJECT}_app']['IPAddress']}:3001"
+
+
+def mcp_call(tool: str, arguments: dict) -> dict:
+    """One tools/call over MCP, hand-written WebSocket JSON-RPC."""
+    from websockets.sync.client import connect
+
+    with connect(mcp_url(), open_timeout=10, close_timeout=2) as ws:
         ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
                             "params": {"protocolVersion": "2024-11-05", "capabilities": {},
                                        "clientInfo": {"name": "e2e", "version": "1"}}}))
@@ -240,6 +248,36 @@ def mcp_call(tool: str, arguments: dict) -> dict:
     return result
 
 
+def mcp_sdk_session(url: str, tool: str, arguments: dict) -> tuple:
+    """initialize, tools/list and one tools/call with the official MCP Python SDK's
+    WebSocket client (``mcp.client.websocket``; the SDK validates every result against
+    the MCP schema). Returns the SDK's (InitializeResult, ListToolsResult, CallToolResult)."""
+    from mcp import ClientSession
+    from mcp.client.websocket import websocket_client
+
+    async def session() -> tuple:
+        async with websocket_client(url) as (read, write), ClientSession(
+                read, write, read_timeout_seconds=timedelta(seconds=30)) as client:
+            init = await client.initialize()
+            tools = await client.list_tools()
+            call = await client.call_tool(tool, arguments)
+            return init, tools, call
+
+    with warnings.catch_warnings():  # the SDK deprecates its WebSocket transport (mcp 2.0)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return asyncio.run(asyncio.wait_for(session(), timeout=90))
+
+
+def tool_result(call) -> dict:
+    """The workflow result in an SDK CallToolResult (text content holding JSON)."""
+    assert not call.isError, call
+    result = json.loads(next(c.text for c in call.content if c.type == "text"))
+    for key in ("outputs", "result", "results", "handler", "result"):
+        if isinstance(result, dict) and isinstance(result.get(key), dict):
+            result = result[key]
+    return result
+
+
 def test_one_classification_same_over_api_cli_and_mcp(stack: PlaybookRun) -> None:
     tok = token()
     resp = execute("classify", {"description": DESCRIPTION}, tok)
@@ -254,6 +292,21 @@ def test_one_classification_same_over_api_cli_and_mcp(stack: PlaybookRun) -> Non
     # every classification is stored in PostgreSQL (through DataFlow)
     stored = psql("SELECT count(*) FROM classification_results")
     assert int(stored) >= 3
+
+
+def test_official_mcp_sdk_client_initializes_lists_and_calls_classify(
+        stack: PlaybookRun) -> None:
+    """A standard MCP client (issue #11 item 6): the official SDK validates every result
+    against the MCP schema, so a non-conformant initialize fails here."""
+    resp = execute("classify", {"description": DESCRIPTION}, token())
+    assert resp.status_code == 200, resp.text
+    api = result_of(resp)
+    init, tools, call = mcp_sdk_session(mcp_url(), "classify", {"description": DESCRIPTION})
+    assert init.serverInfo.name and init.capabilities.tools is not None, init
+    assert {"classify", "recommend", "submit_batch", "job_status"} <= {
+        t.name for t in tools.tools}
+    sdk = tool_result(call)
+    assert (sdk["code"], sdk["title"]) == (api["code"], api["title"]), sdk
 
 
 def test_recommendations_say_where_they_come_from(stack: PlaybookRun) -> None:

@@ -139,6 +139,10 @@ def build_app():
     app.register_handler("submit_batch", submit_batch)
     app.register_handler("job_status", job_status)
     app.register_endpoint("/readyz", ["GET"], readyz)
+    # MCP: a schema-conformant initialize, so standard MCP clients connect (mcp_conform.py)
+    from kailash_app import mcp_conform
+
+    mcp_conform.conform_initialize(app)
     return app
 
 
