@@ -42,8 +42,9 @@ molecule: venv host
 test: lint unit host
 	# Kubernetes render + offline validation (installs its tools venv on first use)
 	pytest -q tests/k8s
-	# integration first: its dev-stack deploy builds the images tests/health runs
-	pytest -q tests/integration tests/health tests/backup
+	# integration first: its dev-stack deploy builds the images tests/health runs;
+	# tests/day2 exercises the default project (kailash) as a user does, and leaves it deployed
+	pytest -q tests/integration tests/health tests/backup tests/day2
 	$(MAKE) --no-print-directory molecule
 
 # The reference app image alone, against throwaway datastore containers (about 5 min;

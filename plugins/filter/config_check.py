@@ -74,16 +74,23 @@ def _pg_parse_bool(text: str) -> bool:
     return any(full.startswith(word) for full in ("true", "false", "yes", "no"))
 
 
-def _pg_value_error(value: Any, spec: dict[str, Any]) -> str | None:
+# Enum values PostgreSQL accepts but pg_settings.enumvals does not list (hidden aliases).
+_PG_HIDDEN_ENUM = {"wal_level": ["archive", "hot_standby"]}
+
+
+def _pg_value_error(name: str, value: Any, spec: dict[str, Any]) -> str | None:
     text = ("on" if value else "off") if isinstance(value, bool) else str(value)
     kind = spec["type"]
     if kind == "bool":
         return None if _pg_parse_bool(text) else f"must be a boolean (on/off), got {value!r}"
     if kind == "enum":
         choices = spec.get("enum") or []
+        accepted = [c.lower() for c in choices] + _PG_HIDDEN_ENUM.get(name, [])
+        if "on" in accepted and "off" in accepted:  # PostgreSQL's hidden boolean spellings
+            accepted += ["true", "false", "yes", "no", "1", "0"]
         return (
             None
-            if text.strip().lower() in [c.lower() for c in choices]
+            if text.strip().lower() in accepted
             else (f"must be one of {', '.join(choices)}, got {value!r}")
         )
     if kind in ("integer", "real"):
@@ -111,7 +118,7 @@ def kailash_pg_settings_errors(settings: Any, variable: str = "postgresql_settin
     """Errors in PostgreSQL settings (name -> value), each naming ``<variable>.<name>``."""
     if not isinstance(settings, dict):
         return [f"{variable} must be a mapping of setting -> value, got {type(settings).__name__}"]
-    catalog = _catalog("postgresql15.json")["settings"]
+    catalog = {k.lower(): v for k, v in _catalog("postgresql15.json")["settings"].items()}
     errors = []
     for name, value in settings.items():
         key = str(name).lower()
@@ -124,7 +131,7 @@ def kailash_pg_settings_errors(settings: Any, variable: str = "postgresql_settin
         if value is None or isinstance(value, (dict, list)):
             errors.append(f"{variable}.{name} must be a single value, got {json.dumps(value)}")
             continue
-        problem = _pg_value_error(value, spec)
+        problem = _pg_value_error(key, value, spec)
         if problem:
             errors.append(f"{variable}.{name} {problem}")
     return errors
@@ -207,7 +214,7 @@ def kailash_config_rejection(
     keys = []
     if key_pattern:
         for match in re.finditer(key_pattern, text, flags=re.MULTILINE):
-            key = match.group(1)
+            key = next((group for group in match.groups() if group), "")
             if key not in keys:
                 keys.append(key)
     named = [
