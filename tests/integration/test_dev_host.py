@@ -53,6 +53,27 @@ def test_daemon_config_is_live():
     assert info["LoggingDriver"] == "json-file"
     cfg = json.loads(DAEMON_JSON.read_text())
     assert cfg["log-opts"]["max-size"] == "10m"
+    # CIS Docker Benchmark 2.2, 2.14, 2.16 (docs/security.md); userland-proxy from
+    # docker_host_userland_proxy auto: false on plain Linux with iptables
+    assert cfg["icc"] is False
+    assert cfg["no-new-privileges"] is True
+    assert cfg["userland-proxy"] is False
+    status = _docker("run", "--rm", "--network", "none", "kailash/base:bookworm",
+                     "grep", "^NoNewPrivs:", "/proc/self/status")
+    assert status.split() == ["NoNewPrivs:", "1"]
+
+
+def test_userland_proxy_auto_keeps_docker_proxy_without_iptables():
+    """auto resolves to true when daemon.json disables iptables (no DNAT rules then), and
+    the icc override that combination needs is accepted; check mode changes nothing."""
+    before = _digest(DAEMON_JSON)
+    run = run_playbook("playbooks/dev_host.yml", "--check", "--diff",
+                       extra={"docker_host_daemon_config_overrides": {"iptables": False,
+                                                                      "icc": True}})
+    assert run.rc == 0, run.output[-3000:]
+    assert '+  "userland-proxy": true' in run.output, run.output[-3000:]
+    assert '+  "iptables": false' in run.output, run.output[-3000:]
+    assert _digest(DAEMON_JSON) == before
 
 
 def test_compose_v2_answers():
@@ -69,6 +90,10 @@ BAD_INPUTS = [
     ({"docker_host_users": "alice bob"}, "docker_host_users"),
     ({"docker_host_users": ["no-such-user-kailash"]}, "docker_host_users"),
     ({"docker_host_sysctls": {"vm.overcommit_memory": "yes"}}, "docker_host_sysctls"),
+    ({"docker_host_userland_proxy": "maybe"}, "docker_host_userland_proxy"),
+    # dockerd refuses icc=false without iptables: refused here, before daemon.json changes
+    ({"docker_host_daemon_config_overrides": {"iptables": False}},
+     "docker_host_daemon_config_overrides"),
 ]
 
 

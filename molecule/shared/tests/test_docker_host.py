@@ -34,6 +34,16 @@ def test_daemon_json_merged(host):
     assert cfg["default-address-pools"][0]["size"] == 24
 
 
+def test_daemon_json_cis_settings(host):
+    """CIS 2.2/2.14/2.16 as this scenario sets them: no iptables inside the instance, so
+    icc stays true (its override: dockerd refuses icc=false without iptables) and
+    docker_host_userland_proxy auto keeps docker-proxy; no-new-privileges from the defaults."""
+    cfg = json.loads(host.file("/etc/docker/daemon.json").content_string)
+    assert cfg["no-new-privileges"] is True
+    assert cfg["icc"] is True
+    assert cfg["userland-proxy"] is True
+
+
 def test_user_in_docker_group(host):
     assert "docker" in host.user("dev").groups
 
@@ -57,6 +67,12 @@ def test_runs_a_container(host):
         "docker run --rm --network none kailash/dash-test:1 /usr/bin/dash -c 'echo inner-ok'"
     )
     assert out.strip() == "inner-ok"
+    # no-new-privileges from daemon.json is live: dash builtins read /proc/self/status
+    status = host.check_output(
+        "docker run --rm --network none kailash/dash-test:1 /usr/bin/dash -c "
+        "'while read -r k v; do case $k in NoNewPrivs:) echo $v;; esac; done < /proc/self/status'"
+    )
+    assert status.strip() == "1"
 
 
 def test_wslconfig_rendered_only_when_asked(host):
