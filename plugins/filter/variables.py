@@ -3,7 +3,7 @@
 ``edge_tls_days: forever`` used to deploy with rc 0: no role has such a variable, so
 Ansible ignored it. ``kailash_unknown_variables`` names every variable the user set (in
 the inventory or with ``-e``) whose name has a role's prefix but that appears nowhere in
-this project's roles and playbooks, with the closest known names.
+this project's roles, playbooks and test playbooks, with the closest known names.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ _WORD = re.compile(r"\b[a-z][a-z0-9_]*\b")
 
 @cache
 def _known_names(root: str = str(ROOT)) -> frozenset[str]:
-    """Every identifier in the project's roles, playbooks and site.yml."""
+    """Every identifier in the project's roles, playbooks, test playbooks and site.yml."""
     base = Path(root)
     files = [base / "site.yml"]
     for folder in ("roles", "playbooks"):
-        files += [
-            p
-            for p in (base / folder).rglob("*")
-            if p.is_file() and p.suffix in (".yml", ".yaml", ".j2", ".py", ".md")
-        ]
+        files += [p for p in (base / folder).rglob("*")
+                  if p.is_file() and p.suffix in (".yml", ".yaml", ".j2", ".py", ".md")]
+    # the test playbooks (not the tests' Python, which spells wrong names on purpose)
+    for folder in ("tests", "molecule"):
+        files += [p for p in (base / folder).rglob("*") if p.suffix in (".yml", ".yaml")]
     names: set[str] = set()
     for path in files:
         if path.is_file():
