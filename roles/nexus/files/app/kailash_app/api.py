@@ -126,13 +126,15 @@ def build_app():
 
     from nexus import Nexus
 
-    from kailash_app import stores
+    from kailash_app import stores, tokens
 
     s = stores.settings()
     app = Nexus(
         api_port=s.api_port, mcp_port=s.mcp_port, enable_durability=False,
         rate_limit=s.rate_limit if s.rate_limit > 0 else None,
     )
+    # tokens of the previous JWT secret during a rotation's grace period (tokens.py)
+    app.add_middleware(tokens.AcceptPreviousSecrets)
     app.add_middleware(BasicToBearer)
     app.register_handler("classify", classify)
     app.register_handler("recommend", recommend)

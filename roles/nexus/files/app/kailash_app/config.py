@@ -53,14 +53,37 @@ def configure_logging() -> None:
 
 
 def jwt_secret() -> str:
-    """The JWT signing secret; refuses one shorter than 32 bytes."""
-    secret = read_secret("NEXUS_JWT_SECRET")
+    """The JWT signing secret (the first line of NEXUS_JWT_SECRET(_FILE)); refuses one
+    shorter than 32 bytes."""
+    secret = read_secret("NEXUS_JWT_SECRET").split("\n", 1)[0].rstrip("\r")
     if len(secret.encode("utf-8")) < MIN_JWT_SECRET_BYTES:
         raise ConfigError(
             f"NEXUS_JWT_SECRET(_FILE) must be at least {MIN_JWT_SECRET_BYTES} bytes "
             f"(got {len(secret.encode('utf-8'))})"
         )
     return secret
+
+
+def parse_previous_secrets(text: str) -> list[tuple[str, int]]:
+    """``[(secret, until)]`` from lines ``<until> <secret>``: secrets a token may still be
+    signed with after a rotation (playbooks/rotate_secrets.yml), accepted until the unix time
+    ``until`` (0: no end). Blank lines and lines not of that form are ignored, as are secrets
+    shorter than 32 bytes."""
+    out = []
+    for line in text.splitlines():
+        until, _, secret = line.strip().partition(" ")
+        secret = secret.strip()
+        if until.isdigit() and len(secret.encode("utf-8")) >= MIN_JWT_SECRET_BYTES:
+            out.append((secret, int(until)))
+    return out
+
+
+def jwt_previous_secrets() -> list[tuple[str, int]]:
+    """Previous JWT secrets still accepted for verification (never for signing): the lines
+    after the first of NEXUS_JWT_SECRET(_FILE) and the lines of NEXUS_JWT_PREVIOUS_SECRETS(_FILE),
+    each ``<until> <secret>``."""
+    rest = read_secret("NEXUS_JWT_SECRET").partition("\n")[2]
+    return parse_previous_secrets(rest + "\n" + read_secret("NEXUS_JWT_PREVIOUS_SECRETS"))
 
 
 @dataclass
@@ -120,15 +143,27 @@ class Settings:
             rate_limit=env_int("NEXUS_RATE_LIMIT", 0),
         )
 
+    def current_pg_password(self) -> str:
+        """The PostgreSQL password as POSTGRES_PASSWORD_FILE says now: a rotation
+        (playbooks/rotate_secrets.yml) rewrites that file in place right after ALTER ROLE,
+        so a running process picks the new password up for its next connections."""
+        if not os.environ.get("POSTGRES_PASSWORD_FILE"):
+            return self.pg_password
+        try:
+            return read_secret("POSTGRES_PASSWORD") or self.pg_password
+        except ConfigError:
+            return self.pg_password
+
     def pg_url(self) -> str:
+        password = quote(self.current_pg_password(), safe="")
         return (
-            f"postgresql://{quote(self.pg_user, safe='')}:{quote(self.pg_password, safe='')}"
+            f"postgresql://{quote(self.pg_user, safe='')}:{password}"
             f"@{self.pg_host}:{self.pg_port}/{self.pg_db}"
         )
 
     def pg_conninfo(self) -> dict:
         return {"host": self.pg_host, "port": self.pg_port, "dbname": self.pg_db,
-                "user": self.pg_user, "password": self.pg_password,
+                "user": self.pg_user, "password": self.current_pg_password(),
                 "application_name": "kailash-app", "connect_timeout": 5}
 
     def redis_url(self, db: int) -> str:

@@ -35,10 +35,34 @@ def settings() -> Settings:
 
 
 # --------------------------------------------------------------------------- PostgreSQL
+# A secret rotation (playbooks/rotate_secrets.yml) changes the password with ALTER ROLE and
+# then rewrites the secret file in place; meanwhile PostgreSQL refuses the old one. Calls
+# wait up to this many seconds for the file to hold the new one (config.current_pg_password).
+PG_PASSWORD_WAIT = 15.0
+
+
+def _pg_retrying(fn):
+    """``fn()``; while PostgreSQL refuses the password, again with the file's current one."""
+    deadline = time.monotonic() + PG_PASSWORD_WAIT
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if "password authentication failed" not in str(exc) or time.monotonic() > deadline:
+                raise
+            # DataFlow keeps the password it was built with: build a new one (the old one is
+            # left to other threads' requests in flight; the rotation replaces this process)
+            with _lock:
+                stale = _clients.get("dataflow_password", "") != settings().current_pg_password()
+                if stale and _clients.pop("dataflow", None) is not None:
+                    log.warning("PostgreSQL password changed: reconnecting")
+            time.sleep(0.5)
+
+
 def pg_connect():
     import psycopg
 
-    return psycopg.connect(**settings().pg_conninfo(), autocommit=True)
+    return _pg_retrying(lambda: psycopg.connect(**settings().pg_conninfo(), autocommit=True))
 
 
 SCHEMA_SQL = """
@@ -61,6 +85,7 @@ def dataflow():
         from dataflow import DataFlow
 
         s = settings()
+        _clients["dataflow_password"] = s.current_pg_password()
         db = DataFlow(
             s.pg_url(), pool_size=s.pool_size, pool_max_overflow=0,
             cache_enabled=False, monitoring=False,
@@ -84,17 +109,21 @@ def save_results(rows: list[dict]) -> None:
     """Store classification results through DataFlow (one bulk insert)."""
     if not rows:
         return
-    express = dataflow().express_sync
-    if len(rows) == 1:
-        express.create("ClassificationResult", rows[0])
-    else:
-        express.bulk_create("ClassificationResult", rows)
+
+    def save() -> None:
+        express = dataflow().express_sync
+        if len(rows) == 1:
+            express.create("ClassificationResult", rows[0])
+        else:
+            express.bulk_create("ClassificationResult", rows)
+
+    _pg_retrying(save)
 
 
 def job_results(job_id: str, limit: int) -> list[dict]:
-    rows = dataflow().express_sync.list(
+    rows = _pg_retrying(lambda: dataflow().express_sync.list(
         "ClassificationResult", filter={"job_id": job_id}, limit=max(limit, 1)
-    )
+    ))
     return [{k: r.get(k) for k in ("description", "code", "title", "score", "cached")}
             for r in rows]
 
