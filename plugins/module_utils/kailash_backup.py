@@ -991,6 +991,33 @@ class Postgres(Datastore):
 # ---- Redis
 
 
+def info_fields(text: str) -> dict[str, str]:
+    """Redis ``INFO`` output as {field: value}; section headers and other lines dropped."""
+    return {
+        name: value.strip()
+        for name, sep, value in (line.partition(":") for line in text.splitlines())
+        if sep and not name.startswith("#")
+    }
+
+
+def redis_loaded(cli: Callable[..., str]) -> bool:
+    """True once a Redis server has loaded its whole dataset (RDB or AOF) and serves
+    commands; ``cli(*args)`` runs one redis-cli command without raising and returns its output.
+
+    * ``loading`` must read exactly 0: Redis 7.0 prints ``async_loading:0`` next to
+      ``loading:1`` while it loads, so a substring test for "loading:0" passes in the middle
+      of a load (the drill then counted 95030 of 107594 keys in db0 and none in db1/db3);
+    * PING must answer PONG. A starting server handles clients only while it loads (between
+      chunks of the file: INFO answers, PING gets -LOADING) or once it runs its normal event
+      loop, i.e. after the load: a server that is not listening yet (connection refused,
+      empty INFO), that answers -LOADING, or has not reached its event loop is not ready.
+    """
+    info = info_fields(cli("INFO", "persistence"))
+    if info.get("loading") != "0" or info.get("async_loading", "0") != "0":
+        return False
+    return cli("PING") == "PONG"
+
+
 class Redis(Datastore):
     """BGSAVE as the admin ACL user, copy the RDB; restore offline (AOF handled)."""
 
@@ -1008,9 +1035,8 @@ class Redis(Datastore):
             [*cmd, *args], env=env, timeout=60, what=f"redis-cli {args[0]}", check=check
         )
         out = res.text.strip()
-        if check and (
-            out.startswith("ERR") or out.startswith("NOPERM") or out.startswith("WRONGPASS")
-        ):
+        # LOADING: a server still loading its dataset refuses most commands
+        if check and out.startswith(("ERR", "NOPERM", "WRONGPASS", "LOADING")):
             raise BackupError(f"redis: {args[0]} refused: {one_line(out)}")
         return out
 
@@ -1021,7 +1047,8 @@ class Redis(Datastore):
         return [*host, "-p", str(self.conf.get("port", 6379))]
 
     def ready(self) -> bool:
-        return "loading:0" in self.cli("INFO", "persistence", check=False)
+        """The dataset is loaded and the server serves commands (redis_loaded)."""
+        return redis_loaded(lambda *args: self.cli(*args, check=False))
 
     def check_compatible(self, section: dict[str, Any]) -> None:
         if self.network:
@@ -1083,12 +1110,7 @@ class Redis(Datastore):
         }
 
     def info(self, section: str, **kw: Any) -> dict[str, str]:
-        out = self.cli("INFO", section, **kw)
-        return dict(
-            line.split(":", 1)
-            for line in out.splitlines()
-            if ":" in line and not line.startswith("#")
-        )
+        return info_fields(self.cli("INFO", section, **kw))
 
     def config(self, name: str) -> str:
         lines = self.cli("CONFIG", "GET", name).splitlines()
@@ -1229,22 +1251,20 @@ class Redis(Datastore):
         ]
         _run_process(cmd, None, None, None, 60, "temporary redis-server", True)
         helper = DockerTarget(tmp, self.t.docker)
+        temp = Redis(helper, {"port": 6379})
         try:
             deadline = time.monotonic() + 600
+            # the whole RDB in memory first: the AOF is written from what is loaded
+            _wait(temp.ready, 600, "redis: temporary server did not load the RDB", helper)
+            temp.cli("CONFIG", "SET", "appendonly", "yes")
             while True:
-                res = helper.run(["redis-cli", "INFO", "persistence"], timeout=30, check=False)
-                if res.rc == 0 and "loading:0" in res.text:
-                    break
-                if time.monotonic() > deadline:
-                    raise BackupError("redis: temporary server did not load the RDB")
-                time.sleep(0.3)
-            helper.run(["redis-cli", "CONFIG", "SET", "appendonly", "yes"], timeout=30)
-            while True:
-                text = helper.run(["redis-cli", "INFO", "persistence"], timeout=30).text
+                pers = temp.info("persistence")
+                if pers.get("aof_last_bgrewrite_status") == "err":
+                    raise BackupError("redis: AOF rewrite failed (aof_last_bgrewrite_status:err)")
                 if (
-                    "aof_rewrite_in_progress:0" in text
-                    and "aof_rewrite_scheduled:0" in text
-                    and "aof_enabled:1" in text
+                    pers.get("aof_rewrite_in_progress") == "0"
+                    and pers.get("aof_rewrite_scheduled") == "0"
+                    and pers.get("aof_enabled") == "1"
                 ):
                     break
                 if time.monotonic() > deadline:
@@ -2323,14 +2343,7 @@ class Drill:
                 what="redis-server",
             )
             handler = Redis(target, conf)
-            _wait(
-                lambda: (
-                    "loading:0"
-                    in target.run(["redis-cli", "INFO", "persistence"], check=False).text
-                ),
-                300,
-                "drill Redis did not load the RDB",
-            )
+            _wait(handler.ready, 300, "drill Redis did not load the RDB", target)
         elif svc == "chromadb" and Chroma.export_entry(section) is not None:
             # a set of the network mode (Kubernetes): checked, not loaded (as LocalDrill)
             return {**drill_chroma_export(self.set_dir, section, secret), "image": image}

@@ -19,8 +19,9 @@ STACK = {
     "kailash_networks": {"edge": "10.219.4.0/24", "app": "10.219.5.0/24", "data": "10.219.6.0/24"},
     "postgresql_memory_request": "512Mi",
     "postgresql_memory_limit": "1Gi",
-    "redis_memory_request": "128Mi",
-    "redis_memory_limit": "256Mi",
+    # maxmemory 256mb (allkeys-lru): room for test_redis_large's 1.1 million keys (~100 MB)
+    "redis_memory_request": "256Mi",
+    "redis_memory_limit": "512Mi",
     "chromadb_memory_request": "512Mi",
     "chromadb_memory_limit": "1Gi",
     "redis_appendonly": True,
