@@ -58,3 +58,45 @@ def run_playbook(playbook: str, *args: str, extra: dict | None = None,
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
+
+
+def redis_cli(container: str, password: str, *args: str, db: int = 0,
+              stdin: bytes | None = None, user: str = "kailash-admin") -> str:
+    """redis-cli in a stack's Redis container as ``user`` (the password goes through the
+    environment, never onto a command line)."""
+    proc = subprocess.run(
+        ["docker", "exec", "-i", "-e", "REDISCLI_AUTH", container, "redis-cli", "--user", user,
+         "--no-auth-warning", "-n", str(db), *args],
+        input=stdin, capture_output=True, check=True, timeout=600,
+        env={**os.environ, "REDISCLI_AUTH": password},
+    )
+    return proc.stdout.decode().strip()
+
+
+def resp(*parts: str) -> bytes:
+    """One command in Redis's wire protocol (for redis-cli --pipe)."""
+    return (f"*{len(parts)}\r\n" + "".join(f"${len(p)}\r\n{p}\r\n" for p in parts)).encode()
+
+
+def mcp_sdk_session(url: str, tool: str, arguments: dict) -> tuple:
+    """initialize, tools/list and one tools/call with the official MCP Python SDK's
+    WebSocket client (``mcp.client.websocket``; the SDK validates every result against
+    the MCP schema). Returns the SDK's (InitializeResult, ListToolsResult, CallToolResult)."""
+    import asyncio
+    import warnings
+    from datetime import timedelta
+
+    from mcp import ClientSession
+    from mcp.client.websocket import websocket_client
+
+    async def session() -> tuple:
+        async with websocket_client(url) as (read, write), ClientSession(
+                read, write, read_timeout_seconds=timedelta(seconds=30)) as client:
+            init = await client.initialize()
+            tools = await client.list_tools()
+            call = await client.call_tool(tool, arguments)
+            return init, tools, call
+
+    with warnings.catch_warnings():  # the SDK deprecates its WebSocket transport (mcp 2.0)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return asyncio.run(asyncio.wait_for(session(), timeout=90))

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 
 import pytest
 from backup_env import BACKUP_VARS, PROJECT, WORK
 
-from kailash_testlib import ROOT, run_playbook
+from kailash_testlib import ROOT, resp, run_playbook
+from kailash_testlib import redis_cli as testlib_redis_cli
 
 REDIS = f"{PROJECT}-redis-1"
 ROOT_LARGE = WORK / "large-sets"
@@ -36,33 +36,7 @@ EXPECTED = {f"db{db}": {"keys": p + t, "expires": t} for db, (p, t) in DATASET.i
 
 
 def redis_cli(secrets: dict, *args: str, db: int = 0, stdin: bytes | None = None) -> str:
-    proc = subprocess.run(
-        [
-            "docker",
-            "exec",
-            "-i",
-            "-e",
-            "REDISCLI_AUTH",
-            REDIS,
-            "redis-cli",
-            "--user",
-            "kailash-admin",
-            "--no-auth-warning",
-            "-n",
-            str(db),
-            *args,
-        ],
-        input=stdin,
-        capture_output=True,
-        check=True,
-        timeout=600,
-        env={**os.environ, "REDISCLI_AUTH": secrets["redis_admin_password"]},
-    )
-    return proc.stdout.decode().strip()
-
-
-def resp(*parts: str) -> bytes:
-    return (f"*{len(parts)}\r\n" + "".join(f"${len(p)}\r\n{p}\r\n" for p in parts)).encode()
+    return testlib_redis_cli(REDIS, secrets["redis_admin_password"], *args, db=db, stdin=stdin)
 
 
 def keyspace(secrets: dict) -> dict[str, dict[str, int]]:

@@ -66,3 +66,10 @@ def all_healthy(project: str = PROJECT) -> bool:
     return bool(rows) and all(
         r.get("State") == "running" and r.get("Health", "") in ("", "healthy") for r in rows
     )
+
+
+def psql(sql: str) -> str:
+    """One statement in the default stack's PostgreSQL, as its user (password from the store)."""
+    return docker("exec", "-e", f"PGPASSWORD={secrets()['postgresql_password']}",
+                  f"{PROJECT}-postgresql-1", "psql", "-U", "kailash_user", "-d", "kailash",
+                  "-AtXqc", sql)

@@ -16,10 +16,8 @@ made (a later ``restore.yml`` of "latest" must not bring them back).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -27,7 +25,8 @@ import pytest
 import yaml
 
 from day2lib import PROJECT, deploy, secrets
-from kailash_testlib import ROOT
+from kailash_testlib import ROOT, resp
+from kailash_testlib import redis_cli as testlib_redis_cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -45,33 +44,8 @@ DATASET = {0: (1_000_000, 5_000), 3: (60_000, 1_000), 5: (40_000, 500)}
 def redis_cli(*args: str, db: int = 0, stdin: bytes | None = None) -> str:
     """redis-cli in the default stack's Redis, as the admin user (password from the
     environment, never on a command line)."""
-    proc = subprocess.run(
-        [
-            "docker",
-            "exec",
-            "-i",
-            "-e",
-            "REDISCLI_AUTH",
-            REDIS,
-            "redis-cli",
-            "--user",
-            ADMIN,
-            "--no-auth-warning",
-            "-n",
-            str(db),
-            *args,
-        ],
-        input=stdin,
-        capture_output=True,
-        check=True,
-        timeout=600,
-        env={**os.environ, "REDISCLI_AUTH": secrets()["redis_admin_password"]},
-    )
-    return proc.stdout.decode().strip()
-
-
-def resp(*parts: str) -> bytes:
-    return (f"*{len(parts)}\r\n" + "".join(f"${len(p)}\r\n{p}\r\n" for p in parts)).encode()
+    return testlib_redis_cli(REDIS, secrets()["redis_admin_password"], *args, db=db,
+                             stdin=stdin, user=ADMIN)
 
 
 def pipe(db: int, commands: list[bytes]) -> None:

@@ -11,25 +11,9 @@ from __future__ import annotations
 
 import json
 
-from day2lib import PROJECT, all_healthy, containers, deploy, docker, secrets
+from day2lib import PROJECT, all_healthy, containers, deploy, docker, psql, secrets
 
 MARKER = "day2-restore-marker"
-
-
-def psql(sql: str) -> str:
-    return docker(
-        "exec",
-        "-e",
-        f"PGPASSWORD={secrets()['postgresql_password']}",
-        f"{PROJECT}-postgresql-1",
-        "psql",
-        "-U",
-        "kailash_user",
-        "-d",
-        "kailash",
-        "-AtXqc",
-        sql,
-    )
 
 
 def redis(*args: str) -> str:

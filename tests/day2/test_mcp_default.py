@@ -10,18 +10,15 @@ result against the MCP schema. From the Docker host it reaches each API replica 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import subprocess
-import warnings
-from datetime import timedelta
 
 import requests
 import yaml
 
 from day2lib import PROJECT, SECRETS_DIR, containers, docker
-from kailash_testlib import ROOT
+from kailash_testlib import ROOT, mcp_sdk_session
 
 DESCRIPTION = "cordless drill 18V with two batteries"
 TOOLS = {"classify", "recommend", "submit_batch", "job_status"}
@@ -35,24 +32,6 @@ def api_containers() -> list[str]:
 def mcp_url(container: str) -> str:
     nets = json.loads(docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", container))
     return f"ws://{nets[f'{PROJECT}_app']['IPAddress']}:3001"
-
-
-def sdk_session(url: str, tool: str, arguments: dict) -> tuple:
-    """initialize, tools/list, one tools/call with the official SDK client."""
-    from mcp import ClientSession
-    from mcp.client.websocket import websocket_client
-
-    async def session() -> tuple:
-        async with websocket_client(url) as (read, write), ClientSession(
-                read, write, read_timeout_seconds=timedelta(seconds=30)) as client:
-            init = await client.initialize()
-            tools = await client.list_tools()
-            call = await client.call_tool(tool, arguments)
-            return init, tools, call
-
-    with warnings.catch_warnings():  # the SDK deprecates its WebSocket transport (mcp 2.0)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return asyncio.run(asyncio.wait_for(session(), timeout=90))
 
 
 def unwrap(result: dict) -> dict:
@@ -81,7 +60,7 @@ def test_official_mcp_sdk_client_on_every_api_replica(default_stack) -> None:
     replicas = api_containers()
     assert len(replicas) >= 2, replicas
     for container in replicas:
-        init, tools, call = sdk_session(mcp_url(container), "classify",
+        init, tools, call = mcp_sdk_session(mcp_url(container), "classify",
                                         {"description": DESCRIPTION})
         assert init.serverInfo.name and init.capabilities.tools is not None, init
         assert {t.name for t in tools.tools} >= TOOLS, (container, tools)

@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from day2lib import PROJECT, SECRETS_DIR, STACK_DIR, all_healthy, containers, deploy, docker
+from day2lib import PROJECT, SECRETS_DIR, STACK_DIR, all_healthy, containers, deploy, docker, psql
 from kailash_testlib import ROOT
 
 HTTPS = yaml.safe_load((ROOT / "inventories/local/group_vars/all.yml").read_text())[
@@ -92,20 +92,7 @@ def test_a_run_that_fails_during_up_then_a_plain_rerun(default_stack) -> None:
     run = deploy()
     assert run.rc == 0, run.output[-4000:]
     assert_fully_healthy()
-    password = yaml.safe_load((SECRETS_DIR / "secrets.yml").read_text())["postgresql_password"]
-    work_mem = docker(
-        "exec",
-        "-e",
-        f"PGPASSWORD={password}",
-        f"{PROJECT}-postgresql-1",
-        "psql",
-        "-U",
-        "kailash_user",
-        "-d",
-        "kailash",
-        "-AtXc",
-        "SHOW work_mem",
-    )
+    work_mem = psql("SHOW work_mem")
     assert work_mem != "8MB"
 
 

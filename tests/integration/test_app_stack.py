@@ -16,22 +16,19 @@ the end.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import ssl
 import subprocess
 import time
-import warnings
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from kailash_testlib import PlaybookRun, run_playbook
+from kailash_testlib import PlaybookRun, mcp_sdk_session, run_playbook
 
 pytestmark = pytest.mark.usefixtures("docker_available")
 
@@ -246,26 +243,6 @@ def mcp_call(tool: str, arguments: dict) -> dict:
         while isinstance(result, dict) and key in result and isinstance(result[key], dict):
             result = result[key]
     return result
-
-
-def mcp_sdk_session(url: str, tool: str, arguments: dict) -> tuple:
-    """initialize, tools/list and one tools/call with the official MCP Python SDK's
-    WebSocket client (``mcp.client.websocket``; the SDK validates every result against
-    the MCP schema). Returns the SDK's (InitializeResult, ListToolsResult, CallToolResult)."""
-    from mcp import ClientSession
-    from mcp.client.websocket import websocket_client
-
-    async def session() -> tuple:
-        async with websocket_client(url) as (read, write), ClientSession(
-                read, write, read_timeout_seconds=timedelta(seconds=30)) as client:
-            init = await client.initialize()
-            tools = await client.list_tools()
-            call = await client.call_tool(tool, arguments)
-            return init, tools, call
-
-    with warnings.catch_warnings():  # the SDK deprecates its WebSocket transport (mcp 2.0)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return asyncio.run(asyncio.wait_for(session(), timeout=90))
 
 
 def tool_result(call) -> dict:
