@@ -42,9 +42,13 @@ molecule: venv host
 test: lint unit host
 	# Kubernetes render + offline validation (installs its tools venv on first use)
 	pytest -q tests/k8s
-	# integration first: its dev-stack deploy builds the images tests/health runs;
-	# tests/day2 exercises the default project (kailash) as a user does, and leaves it deployed
-	pytest -q tests/integration tests/health tests/backup tests/day2
+	# every image once, and the default stack (project kailash) that tests/day2 exercises
+	ansible-playbook -i inventories/local playbooks/dev_stack.yml $(BECOME_FLAGS)
+	# the stack suites two at a time, each in its own Compose project (tests/conftest.py
+	# groups them); tests/day2 uses the default project as a user does and leaves it deployed
+	pytest -q -n 2 --dist loadgroup tests/integration tests/backup tests/day2
+	# the probe tests measure their own timeouts: alone, on an idle machine
+	pytest -q tests/health
 	$(MAKE) --no-print-directory molecule
 
 # The reference app image alone, against throwaway datastore containers (about 5 min;

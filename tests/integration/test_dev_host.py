@@ -85,7 +85,7 @@ BAD_INPUTS = [
     ({"docker_host_daemon_config_overrides": "not a dict"}, "docker_host_daemon_config_overrides"),
     ({"docker_host_engine_source": "snap"}, "docker_host_engine_source"),
     ({"image_base_source": "registry"}, "image_base_source"),
-    ({"kailash_image_source": "registry"}, "image_base_source"),
+    ({"kailash_image_source": "registry"}, "kailash_image_source must be one of"),
     ({"docker_host_users": [{"name": "alice"}]}, "docker_host_users"),
     ({"docker_host_users": "alice bob"}, "docker_host_users"),
     ({"docker_host_users": ["no-such-user-kailash"]}, "docker_host_users"),

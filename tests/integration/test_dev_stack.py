@@ -174,7 +174,7 @@ BAD = [
     ({"postgresql_memory_limit": "4Gx"}, "postgresql_memory_limit"),
     ({"redis_memory_request": "2Gi", "redis_memory_limit": "1Gi"}, "redis_memory_request"),
     ({"chromadb_replicas": -1}, "chromadb_replicas"),
-    ({"kailash_image_source": "registry"}, "image_base_source"),
+    ({"kailash_image_source": "registry"}, "kailash_image_source must be one of"),
     ({"postgresql_memory_request": "64Gi", "postgresql_memory_limit": "64Gi"},
      "postgresql_memory_limit"),
     ({"kailash_services": ["postgresql", "mongodb"]}, "mongodb"),
