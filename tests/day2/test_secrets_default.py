@@ -124,10 +124,14 @@ def test_second_clone_finds_the_stack_secrets_and_keeps_it_healthy(clone, health
     assert run.rc == 0, run.output[-4000:]
 
     mine = clone / ".secrets" / "local"
-    assert values(yaml.safe_load((mine / "secrets.yml").read_text())) == before
+    # (booleans: a failed comparison must not print secrets)
+    same = values(yaml.safe_load((mine / "secrets.yml").read_text())) == before
+    assert same, "the clone's secrets differ from the stack's"
     assert ((mine / "secrets.yml").stat().st_mode & 0o777) == 0o600
-    assert {name: (mine / name).read_bytes() for name in EDGE_FILES} == ca
-    assert values(secrets()) == before  # this checkout's store is untouched
+    same = {name: (mine / name).read_bytes() for name in EDGE_FILES} == ca
+    assert same, "the clone's CA or certificate differ from the stack's"
+    same = values(secrets()) == before
+    assert same, "this checkout's store changed"
     assert all_healthy(), containers()
     answer = readyz()  # the app reaches every datastore with the secrets it was given
     assert answer.status_code == 200, answer.text
@@ -138,9 +142,11 @@ def test_second_clone_finds_the_stack_secrets_and_keeps_it_healthy(clone, health
 def test_host_store_is_root_only_and_matches(clone):
     store = HOST_STORE / "secrets.yml"
     assert (store.stat().st_mode & 0o777) == 0o600 and store.stat().st_uid == 0
-    assert values(yaml.safe_load(store.read_text())) == values(secrets())
+    same = values(yaml.safe_load(store.read_text())) == values(secrets())
+    assert same, "the copy with the stack differs from the control node's store"
     for name in EDGE_FILES:
-        assert (HOST_STORE / name).read_bytes() == (SECRETS_DIR / name).read_bytes()
+        same = (HOST_STORE / name).read_bytes() == (SECRETS_DIR / name).read_bytes()
+        assert same, f"{name} differs"
         assert ((HOST_STORE / name).stat().st_mode & 0o777) == 0o600
 
 
@@ -270,7 +276,9 @@ def test_rotation_under_load_loses_no_request(healthy_after):
     check = deploy("--check", playbook="playbooks/rotate_secrets.yml")
     assert check.rc == 0, check.output[-4000:]
     assert "Would rotate chromadb_token, nexus_jwt_secret, postgresql_password" in check.output
-    assert secrets() == old and {**app_ids(), **datastores()} == ids
+    unchanged = secrets() == old
+    assert unchanged, "--check changed the secrets"
+    assert {**app_ids(), **datastores()} == ids
 
     with Load(old_token) as load:
         time.sleep(5)
@@ -288,7 +296,8 @@ def test_rotation_under_load_loses_no_request(healthy_after):
     grace = {e["secret"]: e["until"] for e in new["kailash_rotation"]["jwt_previous"]}
     assert grace.get(old["nexus_jwt_secret"], 0) > time.time() + 3600, "old JWT secret not in grace"
     assert new["nexus_jwt_secret"] not in grace, "the current JWT secret listed as previous"
-    assert yaml.safe_load((HOST_STORE / "secrets.yml").read_text()) == new
+    same = yaml.safe_load((HOST_STORE / "secrets.yml").read_text()) == new
+    assert same, "the copy with the stack differs from the control node's store"
     for value in list(values(new).values()) + list(values(old).values()):
         assert value not in run.output
 
