@@ -158,7 +158,8 @@ def test_healthy_stack_passes(healthy_run):
         assert services[name]["endpoint"].replace("http://", "").startswith("10.218.2.")
     assert services["postgresql"]["version"].startswith("15.")
     assert services["redis"]["version"].startswith("7.0.")
-    assert services["chromadb"]["version"]
+    # the release from the server's package, and the API version Chroma's HTTP API reports
+    assert re.fullmatch(r"1\.5\.\d+ \(API \d+\.\d+\.\d+\)", services["chromadb"]["version"])
     # the admin ACL user reads INFO: maxmemory is the tuned 50 % of the 512Mi limit
     assert services["redis"]["details"]["maxmemory"] == 256 * 2**20
     assert services["postgresql"]["details"]["max_connections"] == 200
@@ -184,7 +185,10 @@ def test_healthy_junit_report(healthy_run):
 
 def test_healthy_table_is_aligned_and_secrets_stay_out(healthy_run):
     rows = table(healthy_run.output)
-    assert rows[0].split(" | ")[:4] == ["service   ", "status      ", "latency ms", "version"]
+    # the version column is as wide as its longest value (ChromaDB: "1.5.9 (API 1.0.0)")
+    assert [c.rstrip() for c in rows[0].split(" | ")[:4]] == ["service", "status", "latency ms",
+                                                              "version"]
+    assert rows[0].startswith("service    | status       | latency ms | version")
     bars = {tuple(m.start() for m in re.finditer(r"\|", row)) for row in [rows[0], *rows[2:]]}
     # every row has its first four separators at the same columns
     assert len({b[:4] for b in bars}) == 1, rows
