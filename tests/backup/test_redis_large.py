@@ -24,7 +24,7 @@ import pytest
 from backup_env import BACKUP_VARS, PROJECT, WORK
 
 from kailash_testlib import ROOT, resp, run_playbook
-from kailash_testlib import redis_cli as testlib_redis_cli
+from kailash_testlib import redis_cli as stack_redis_cli
 
 REDIS = f"{PROJECT}-redis-1"
 ROOT_LARGE = WORK / "large-sets"
@@ -36,7 +36,7 @@ EXPECTED = {f"db{db}": {"keys": p + t, "expires": t} for db, (p, t) in DATASET.i
 
 
 def redis_cli(secrets: dict, *args: str, db: int = 0, stdin: bytes | None = None) -> str:
-    return testlib_redis_cli(REDIS, secrets["redis_admin_password"], *args, db=db, stdin=stdin)
+    return stack_redis_cli(REDIS, secrets["redis_admin_password"], *args, db=db, stdin=stdin)
 
 
 def keyspace(secrets: dict) -> dict[str, dict[str, int]]:

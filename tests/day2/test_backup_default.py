@@ -26,7 +26,7 @@ import yaml
 
 from day2lib import PROJECT, deploy, secrets
 from kailash_testlib import ROOT, resp
-from kailash_testlib import redis_cli as testlib_redis_cli
+from kailash_testlib import redis_cli as stack_redis_cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ DATASET = {0: (1_000_000, 5_000), 3: (60_000, 1_000), 5: (40_000, 500)}
 def redis_cli(*args: str, db: int = 0, stdin: bytes | None = None) -> str:
     """redis-cli in the default stack's Redis, as the admin user (password from the
     environment, never on a command line)."""
-    return testlib_redis_cli(REDIS, secrets()["redis_admin_password"], *args, db=db,
+    return stack_redis_cli(REDIS, secrets()["redis_admin_password"], *args, db=db,
                              stdin=stdin, user=ADMIN)
 
 
