@@ -44,9 +44,9 @@ test: lint unit host
 	pytest -q tests/k8s
 	# every image once, and the default stack (project kailash) that tests/day2 exercises
 	ansible-playbook -i inventories/local playbooks/dev_stack.yml $(BECOME_FLAGS)
-	# the stack suites two at a time, each in its own Compose project (tests/conftest.py
-	# groups them); tests/day2 uses the default project as a user does and leaves it deployed
-	pytest -q -n 2 --dist loadgroup tests/integration tests/backup tests/day2
+	# the stack suites in two lanes at once, each lane with its own Compose projects;
+	# tests/day2 uses the default project as a user does and leaves it deployed
+	scripts/test-lanes.sh
 	# the probe tests measure their own timeouts: alone, on an idle machine
 	pytest -q tests/health
 	$(MAKE) --no-print-directory molecule
