@@ -17,11 +17,20 @@ A snapshot holds:
   output of the rendered tree, objects sorted by kind, namespace and name (a refactor may
   move objects between files; it may not change one).
 
-Secrets come from one store kept in .cache/oracle/secrets, so the "before" and "after"
+Secrets come from one store kept in /var/tmp/kailash-oracle/secrets
+(KAILASH_ORACLE_SECRETS), so the "before" and "after"
 snapshots render the same passwords, certificates and tokens. Nothing from that store is
 ever printed: a difference in a file that holds secrets is reported by name only.
 
-Needs the venv (`make venv`), Docker (`make host`) and kubectl (scripts/k8s-tools.sh).
+Needs the venv (`make venv`), Docker (`make host`) and kubectl (scripts/k8s-tools.sh;
+K8S_TOOLS_VENV reuses another checkout's tools). The snapshot of the commit before a
+refactor, from a clone:
+
+    git clone -q . /tmp/before && git -C /tmp/before checkout <commit>
+    export K8S_TOOLS_VENV=$PWD/.cache/k8s-tools
+    .venv/bin/python /tmp/before/scripts/oracle.py snapshot /tmp/snap-before
+    .venv/bin/python scripts/oracle.py snapshot /tmp/snap-after
+    .venv/bin/python scripts/oracle.py compare /tmp/snap-before /tmp/snap-after
 """
 
 from __future__ import annotations
@@ -41,7 +50,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SECRETS = REPO / ".cache" / "oracle" / "secrets"
+# outside the repository, so a snapshot of another checkout (the commit before a refactor)
+# renders the same secrets
+SECRETS = Path(os.environ.get("KAILASH_ORACLE_SECRETS", "/var/tmp/kailash-oracle/secrets"))
 PROJECT = "kailash-oracle"
 WORK = Path("/tmp/kailash-oracle")
 LOCAL_EXTRA = {
