@@ -1,0 +1,392 @@
+"""The health report of playbooks/health.yml: its plan, and the table, JSON and JUnit XML.
+
+The playbook orchestrates (lists the containers, runs the probes, prints, writes, fails);
+these filters compute, from plain data, everything it reports (issue #12, item 3). They
+know no service by name: what is special about a service is in its *probe spec*, a mapping
+the playbook passes in (``kailash_health__specs``, service -> spec):
+
+``members``   the Compose services that make up the stack service, the first one owning
+              its address (default: the service's own name)
+``settings``  probe setting -> the variable that holds it (``port``, ``user``, ``password``,
+              ...); the playbook resolves them into ``conf`` (service -> setting -> value)
+``endpoint``  how the address is written, ``str.format`` style with ``{host}`` and
+              ``{port}`` (default ``"{host}:{port}"``, e.g. ``"bolt://{host}:{port}"``)
+``address``   ``bind``: the service is probed where users reach it, its published port on
+              the address in its ``bind`` setting (``127.0.0.1`` when it binds to all)
+``release``   ``{member, argv}``: the service's API reports only an API version; the command
+              run in that member's container prints the server's release, and the report
+              shows ``<release> (API <version>)``
+
+A service without a spec is reported, never probed (``unknown``: no probe for this service).
+
+Filters
+=======
+
+``kailash_health_plan(containers, services, specs, conf, endpoints={}, network='')``
+    What is deployed and where to probe it: service -> {service, deployed, containers,
+    endpoint, probe, host, port, note}. ``containers`` as community.docker.docker_host_info
+    lists them (``verbose_output``); ``endpoints`` the test hook kailash_health_endpoints
+    (service -> {host, port}: probe that address, container or not); ``network`` the
+    network whose address wins (the project's data network).
+``kailash_health_probes(plan, conf, common)``
+    The probes to run, service -> its resolved settings plus service, host, port, endpoint
+    and the ``common`` settings (timeout, retries, backoff, docker_host, ca_file). Holds
+    secrets: never log it.
+``kailash_health_release_reads(plan, specs, results)``
+    The release commands to run: [{service, container, argv}] for each service with a
+    ``release`` spec whose probe answered (up or degraded) and whose member container exists.
+``kailash_health_releases(reads)``
+    The registered result of those commands (a loop: ``{results: [...]}``, or the list) ->
+    service -> release, for the commands that succeeded.
+``kailash_health_report(plan, results, run, releases={})``
+    The report (what the JSON file holds): ``results`` service -> the probe module's
+    registered result (a result without ``status`` is a probe that could not run);
+    ``run`` {project, host, network, timeout, retries, mode, t0, now} (``t0``/``now``: epoch
+    seconds when the probes started / now).
+``kailash_health_table(report, check_mode=False)``
+    The aligned text table printed to the user, with its title line.
+``kailash_health_junit(report)``
+    The JUnit XML document (down: failure, error: error, not deployed/unknown: skipped).
+``kailash_health_warning(report)``
+    The warning naming the degraded services ('' when none is).
+``kailash_health_failure(report, report_file)``
+    The message of the failed play naming every service that is down or in error.
+
+Statuses: ``up``, ``degraded`` (answers, not entirely well: a warning), ``down`` (fails the
+play), ``error`` (the probe could not run: fails the play), ``not deployed``, ``unknown``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from markupsafe import escape
+
+# The module result's keys that are columns of the report or Ansible's own: the rest of a
+# probe result is the service's facts (``details``).
+_INTERNAL = frozenset([
+    "status", "latency_ms", "version", "error", "attempts", "changed", "failed",
+    "failed_when_result", "invocation", "msg", "warnings", "deprecations", "exception",
+    "module_stdout", "module_stderr", "stdout", "stderr",
+])
+_FAILING = ("down", "error")
+_SKIPPED = ("not deployed", "unknown")
+_HEADER = ["service", "status", "latency ms", "version", "error"]
+
+
+def _container(found: Mapping[str, Any]) -> dict[str, Any]:
+    """One container of a service as the plan lists it: name, service, state, health, status."""
+    status = found.get("Status") or ""
+    if "(unhealthy)" in status:
+        health = "unhealthy"
+    elif "health: starting" in status:
+        health = "starting"
+    elif "(healthy)" in status:
+        health = "healthy"
+    else:
+        health = ""
+    name = found["Names"][0]
+    return {"name": name[1:] if name.startswith("/") else name,
+            "service": found["Labels"]["com.docker.compose.service"],
+            "state": found.get("State", ""), "health": health, "status": status}
+
+
+def _address(found: Mapping[str, Any], network: str) -> str:
+    """A container's address: on ``network`` if it has one there, else its first one."""
+    networks = (found.get("NetworkSettings") or {}).get("Networks") or {}
+    on_network = (networks.get(network) or {}).get("IPAddress") or ""
+    any_ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), "")
+    return on_network or any_ip
+
+
+def _note(service: str, deployed: bool, host: str, containers: list[dict[str, Any]],
+          members: list[str], probed: bool) -> str | None:
+    """Why a deployed service is not probed (no address, no probe spec), or None."""
+    if deployed and not host:
+        owners = [c for c in containers if c["service"] == members[0]] + containers
+        if not owners:
+            return "cannot connect: no address to probe (kailash_health_endpoints gives no host)"
+        main = owners[0]
+        return f"cannot connect: container {main['name']} is not running ({main['status']})"
+    if deployed and not probed:
+        return "no probe for this service"
+    return None
+
+
+def kailash_health_plan(containers: Any, services: Any, specs: Any, conf: Any,
+                        endpoints: Any = None, network: str = "") -> dict[str, Any]:
+    """What is deployed and where to probe it: service -> plan entry (see the module doc).
+
+    A service is deployed when it has a container or an entry in ``endpoints``; it is
+    probed when it is deployed, has an address and has a spec. The address is its first
+    member's (on ``network`` first), an ``address: bind`` spec's published address, or the
+    ``endpoints`` override; the port is the override's or the resolved ``port`` setting.
+    """
+    endpoints, specs, conf = endpoints or {}, specs or {}, conf or {}
+    plan: dict[str, Any] = {}
+    for service in services:
+        spec = specs.get(service) or {}
+        members = list(spec.get("members") or [service])
+        mine = [c for c in containers or []
+                if (c.get("Labels") or {}).get("com.docker.compose.service", "") in members]
+        address = ""
+        for found in mine:
+            if found["Labels"]["com.docker.compose.service"] == members[0]:
+                address = _address(found, network)
+        if spec.get("address") == "bind" and address:
+            bind = conf[service]["bind"]
+            address = "127.0.0.1" if bind in ("0.0.0.0", "") else bind
+        override = endpoints.get(service) or {}
+        host = override.get("host", address)
+        port = override.get("port", (conf.get(service) or {}).get("port"))
+        deployed = len(mine) > 0 or len(override) > 0
+        listed = [_container(c) for c in mine]
+        plan[service] = {
+            "service": service, "deployed": deployed, "containers": listed,
+            "endpoint": (spec.get("endpoint") or "{host}:{port}").format(host=host, port=port)
+            if deployed and host else None,
+            "probe": deployed and len(host) > 0 and service in specs,
+            "host": host, "port": port,
+            "note": _note(service, deployed, host, listed, members, service in specs),
+        }
+    return plan
+
+
+def kailash_health_probes(plan: Any, conf: Any, common: Any) -> dict[str, Any]:
+    """The probes to run: service -> its settings, address and the ``common`` settings.
+
+    Only the services the plan probes; the settings hold the secrets (never log this).
+    """
+    return {
+        service: {**(conf.get(service) or {}), "service": service, "host": entry["host"],
+                  "port": entry["port"], "endpoint": entry["endpoint"], **(common or {})}
+        for service, entry in plan.items() if entry["probe"]
+    }
+
+
+def kailash_health_release_reads(plan: Any, specs: Any, results: Any) -> list[dict[str, Any]]:
+    """The release commands to run: [{service, container, argv}].
+
+    For each service whose spec has a ``release``, whose probe answered (up or degraded)
+    and whose ``release.member`` container is in the plan.
+    """
+    reads = []
+    for service, entry in plan.items():
+        release = (specs.get(service) or {}).get("release")
+        status = (results.get(service) or {}).get("status")
+        if not release or status not in ("up", "degraded"):
+            continue
+        names = [c["name"] for c in entry["containers"] if c["service"] == release["member"]]
+        if names:
+            reads.append({"service": service, "container": names[0],
+                          "argv": list(release["argv"])})
+    return reads
+
+
+def kailash_health_releases(reads: Any) -> dict[str, str]:
+    """service -> release from the registered release commands (rc 0 only, output trimmed).
+
+    ``reads`` is the registered loop result (``{results: [...]}``) or its list; each
+    result's ``item`` is one entry of ``kailash_health_release_reads``.
+    """
+    items = reads.get("results", []) if isinstance(reads, Mapping) else reads or []
+    return {r["item"]["service"]: str(r.get("stdout", "")).strip()
+            for r in items if r.get("rc", 1) == 0 and "item" in r}
+
+
+def _sick(containers: list[dict[str, Any]]) -> str:
+    """The containers that are not running or unhealthy, ``name: status``, each once."""
+    sick = [c for c in containers if c["state"] != "running"]
+    sick += [c for c in containers if c["health"] == "unhealthy"]
+    texts: list[str] = []
+    for c in sick:
+        text = f"{c['name']}: {c['status']}"
+        if text not in texts:
+            texts.append(text)
+    return "; ".join(texts)
+
+
+def _entry(entry: Mapping[str, Any], result: Mapping[str, Any],
+           release: str | None) -> dict[str, Any]:
+    """One service's line of the report, from its plan entry and its probe's result."""
+    found = {"status": "", "error": None, "latency_ms": None, "version": None,
+             "attempts": None, "details": {}}
+    note = entry.get("note")
+    if not entry["deployed"]:
+        found["status"] = "not deployed"
+    elif not entry["probe"] and note and note.startswith("cannot connect"):
+        found.update(status="down", error=note)
+    elif not entry["probe"]:
+        found.update(status="unknown", error=note)
+    elif "status" not in result:
+        found.update(status="error",
+                     error="probe failed: " + str(result.get("msg", "no result")).strip())
+    else:
+        found.update({k: result.get(k) for k in
+                      ("status", "error", "latency_ms", "version", "attempts")})
+        if release is not None:
+            found["version"] = f"{release} (API {result.get('version')})"
+        found["details"] = {k: v for k, v in result.items()
+                            if k not in _INTERNAL and not k.startswith("_ansible")}
+        sick = _sick(entry["containers"])
+        if sick and found["status"] == "down":
+            found["error"] = f"{found['error'] or 'down'} (container {sick})"
+        elif sick and found["status"] == "up":
+            found.update(status="degraded", error=f"answers, but container {sick}")
+    return {"service": entry["service"], "status": found["status"],
+            "latency_ms": found["latency_ms"], "version": found["version"],
+            "error": found["error"], "attempts": found["attempts"],
+            "endpoint": entry["endpoint"], "containers": entry["containers"],
+            "details": found["details"]}
+
+
+def kailash_health_report(plan: Any, results: Any, run: Any,
+                          releases: Any = None) -> dict[str, Any]:
+    """The health report (the JSON file's content), one entry per service of the plan.
+
+    A deployed service the plan does not probe is down when its container has no address
+    (the plan's note says why), unknown when it has no probe; a probe result without a
+    status is an error; a service that answers while one of its containers is stopped or
+    unhealthy is degraded (down: the containers are named in its error).
+    """
+    results, releases = results or {}, releases or {}
+    services = [_entry(entry, results.get(name) or {}, releases.get(name))
+                for name, entry in plan.items()]
+    counts: dict[str, int] = {}
+    for s in services:
+        counts[s["status"]] = counts.get(s["status"], 0) + 1
+    now = float(run["now"])
+    failing = [s["service"] for s in services if s["status"] in _FAILING]
+    return {
+        "project": run["project"], "host": run["host"], "network": run["network"],
+        "checked_at": datetime.datetime.fromtimestamp(now, datetime.UTC)
+        .strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "probe_wall_ms": round((now - float(run["t0"])) * 1000, 1),
+        "timeout_s": float(run["timeout"]), "retries": int(run["retries"]),
+        "mode": run["mode"], "healthy": not failing, "counts": counts, "failing": failing,
+        "degraded": [s["service"] for s in services if s["status"] == "degraded"],
+        "services": services,
+    }
+
+
+def kailash_health_table(report: Any, check_mode: bool = False) -> str:
+    """The table printed to the user: a title line, a header, a rule, a row per service.
+
+    The first four columns are as wide as their widest cell (the header's included); the
+    error column is last and not padded, its rule as long as its longest cell.
+    """
+    rows = [_HEADER] + [
+        [s["service"], s["status"],
+         "-" if s["latency_ms"] is None else f"{float(s['latency_ms']):.1f}",
+         str(s["version"] or "-"), str(s["error"] or "")]
+        for s in report["services"]
+    ]
+    widths = [max(len(row[col]) for row in rows) for col in range(4)]
+    title = (
+        f"Health of {report['project']} on {report['host']} ({report['mode']}, timeout "
+        f"{report['timeout_s']} s, retries {report['retries']}, probes took "
+        f"{report['probe_wall_ms']} ms"
+        + ("; check mode: no report files written" if check_mode else "") + ")"
+    )
+    lines = [title]
+    for number, row in enumerate(rows):
+        cells = [row[col].ljust(widths[col]) for col in range(4)]
+        lines.append(" | ".join([*cells, row[4]]).strip())
+        if number == 0:
+            rule = [*widths, max(len(r[4]) for r in rows)]
+            lines.append("-+-".join("-" * w for w in rule))
+    return "\n".join(line for line in lines if line)
+
+
+def _e(value: Any) -> str:
+    """XML-escaped text (as Jinja's ``e`` filter: & < > " ')."""
+    return str(escape(value))
+
+
+def _testcase(s: Mapping[str, Any], classname: str) -> list[str]:
+    """The <testcase> element of one service, as lines."""
+    error = _e(s["error"] or s["status"])
+    seconds = f"{float(s['latency_ms'] or 0) / 1000:.3f}"
+    lines = [f'    <testcase classname="{classname}" name="{_e(s["service"])}" time="{seconds}">']
+    if s["status"] == "down":
+        lines.append(f'      <failure type="down" message="{error}">{_e(s["service"])} at '
+                     f'{_e(s["endpoint"] or "-")}: {error}</failure>')
+    elif s["status"] == "error":
+        lines.append(f'      <error type="probe error" message="{error}">{error}</error>')
+    elif s["status"] in _SKIPPED:
+        message = s["status"] + (f": {s['error']}" if s["error"] else "")
+        lines.append(f'      <skipped message="{_e(message)}"/>')
+    else:
+        out = (s["status"] + (f", version {s['version']}" if s["version"] else "")
+               + (f": {s['error']}" if s["error"] else ""))
+        lines.append(f"      <system-out>{_e(out)} ({_e(s['endpoint'])})</system-out>")
+    lines.append("    </testcase>")
+    return lines
+
+
+def kailash_health_junit(report: Any) -> str:
+    """The JUnit XML document: one testsuite per report, one testcase per service.
+
+    down is a <failure>, error an <error>, not deployed and unknown are <skipped>, up and
+    degraded have their status, version and endpoint in <system-out>. The suite's time is
+    the sum of the probes' latencies.
+    """
+    services = report["services"]
+    latencies = [s["latency_ms"] for s in services if isinstance(s["latency_ms"], numbers.Number)]
+    down = sum(1 for s in services if s["status"] == "down")
+    errors = sum(1 for s in services if s["status"] == "error")
+    skipped = sum(1 for s in services if s["status"] in _SKIPPED)
+    counts = (f'tests="{len(services)}" failures="{down}" errors="{errors}" '
+              f'skipped="{skipped}" time="{sum(latencies) / 1000:.3f}"')
+    classname = _e(f"kailash.{report['project']}.{report['host']}")
+    suite = _e(f"health {report['project']} on {report['host']}")
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuites name="kailash health" {counts}>',
+        f'  <testsuite name="{suite}" {counts} timestamp="{report["checked_at"]}" '
+        f'hostname="{_e(report["host"])}">',
+    ]
+    for s in services:
+        lines += _testcase(s, classname)
+    lines += ["  </testsuite>", "</testsuites>"]
+    return "\n".join(lines) + "\n"
+
+
+def kailash_health_warning(report: Any) -> str:
+    """The warning naming each degraded service and why ('' when none is degraded)."""
+    degraded = [s for s in report["services"] if s["status"] == "degraded"]
+    if not degraded:
+        return ""
+    return (f"WARNING: degraded on {report['host']} ({report['project']}): "
+            + "; ".join(f"{s['service']}: {s['error']}" for s in degraded))
+
+
+def kailash_health_failure(report: Any, report_file: str) -> str:
+    """The failed play's message: every service down or in error, and the report's path."""
+    failing = [s for s in report["services"] if s["status"] in _FAILING]
+    parts = [f"{s['service']} is {s['status']} ({s['error'] or 'no details'})"
+             + ("; " if number < len(failing) - 1 else ".") + " "
+             for number, s in enumerate(failing)]
+    return (f"{report['project']} on {report['host']} is NOT healthy: " + "".join(parts)
+            + f"Report: {report_file}")
+
+
+class FilterModule:
+    """Ansible filter plugin entry point."""
+
+    def filters(self) -> dict[str, Any]:
+        """The filters, by name."""
+        return {
+            "kailash_health_plan": kailash_health_plan,
+            "kailash_health_probes": kailash_health_probes,
+            "kailash_health_release_reads": kailash_health_release_reads,
+            "kailash_health_releases": kailash_health_releases,
+            "kailash_health_report": kailash_health_report,
+            "kailash_health_table": kailash_health_table,
+            "kailash_health_junit": kailash_health_junit,
+            "kailash_health_warning": kailash_health_warning,
+            "kailash_health_failure": kailash_health_failure,
+        }

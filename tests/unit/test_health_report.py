@@ -1,0 +1,290 @@
+"""The health report's filters (plugins/filter/health.py), without containers.
+
+The oracle of the refactor (issue #12, item 3): fixtures/health_report.json holds fixed
+inputs (containers, resolved settings, probe results, the clock) with what the old Jinja of
+playbooks/health.yml made of them (fixtures/health_report_golden.py rendered it); the
+plugin, fed the same inputs and the probe specs of today's health.yml, must produce the same
+plan and byte-identical table, JSON, JUnit XML, warning and failure message.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = json.loads((ROOT / "tests" / "unit" / "fixtures" / "health_report.json").read_text())
+SPECS = yaml.safe_load((ROOT / "playbooks" / "health.yml").read_text())[0]["vars"][
+    "kailash_health__specs"]
+
+
+def _load(name: str):
+    path = ROOT / "plugins" / "filter" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"kailash_filter_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+health = _load("health")
+
+
+def to_nice_json(report: dict[str, Any]) -> str:
+    """What health.yml writes: ``report | to_nice_json(indent=2)`` and a newline."""
+    return json.dumps(report, indent=2, sort_keys=True, separators=(",", ": ")) + "\n"
+
+
+def run_case(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The plugin's outputs for one case's inputs, as health.yml chains the filters."""
+    inputs = copy.deepcopy(inputs)
+    plan = health.kailash_health_plan(inputs["containers"], inputs["services"], SPECS,
+                                      inputs["conf"], inputs["endpoints"],
+                                      f"{inputs['project']}_data")
+    reads = health.kailash_health_release_reads(plan, SPECS, inputs["results"])
+    # the release command's registered result, as the old playbook's one command had it
+    registered = {"results": [{**inputs["chromadb_release"], "item": read} for read in reads]}
+    settings = inputs["settings"]
+    run = {"project": inputs["project"], "host": inputs["host"], "network": settings["network"],
+           "timeout": settings["timeout"], "retries": settings["retries"],
+           "mode": inputs["mode"], "t0": inputs["t0"], "now": NOW}
+    report = health.kailash_health_report(plan, inputs["results"], run,
+                                          health.kailash_health_releases(registered))
+    return {
+        "plan": plan, "report": report,
+        "table": health.kailash_health_table(report, inputs["check_mode"]),
+        "json": to_nice_json(report),
+        "junit": health.kailash_health_junit(report),
+        "warning": health.kailash_health_warning(report) or None,
+        "failure": None if report["healthy"] else
+        health.kailash_health_failure(report, inputs["report_base"] + ".json"),
+    }
+
+
+NOW = 1795957205.25  # the frozen clock of health_report_golden.py
+
+
+def by_name(name: str) -> dict[str, Any]:
+    return next(case for case in CASES if case["name"] == name)
+
+
+def report_of(name: str, **changes: Any) -> dict[str, Any]:
+    inputs = {**by_name(name)["inputs"], **changes}
+    return run_case(inputs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
+def test_same_output_as_the_old_templates(case: dict[str, Any]) -> None:
+    got = run_case(case["inputs"])
+    expected = case["expected"]
+    assert json.loads(json.dumps(got["plan"])) == expected["plan"]
+    for key in ("table", "json", "junit", "warning", "failure"):
+        assert got[key] == expected[key], f"{key} differs"
+
+
+def test_the_oracle_covers_every_status_and_both_failures() -> None:
+    statuses = {s["status"] for case in CASES for s in case["expected"]["report"]["services"]}
+    assert statuses == {"up", "degraded", "down", "error", "not deployed", "unknown"}
+    assert sum(case["expected"]["failure"] is not None for case in CASES) >= 5
+    assert sum(case["expected"]["warning"] is not None for case in CASES) >= 1
+
+
+# ------------------------------------------------------------- behaviour, case by case
+
+
+def services_of(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["service"]: s for s in report["services"]}
+
+
+def test_healthy_stack() -> None:
+    out = report_of("healthy")
+    report = out["report"]
+    assert report["healthy"] is True and report["failing"] == [] and report["degraded"] == []
+    assert report["counts"] == {"up": 3, "not deployed": 1}
+    services = services_of(report)
+    assert services["postgresql"]["endpoint"] == "10.218.2.2:5432"
+    assert services["chromadb"]["endpoint"] == "http://10.218.2.4:8000"  # its spec's form
+    assert services["chromadb"]["version"] == "1.5.9 (API 1.0.0)"
+    assert services["redis"]["details"]["maxmemory"] == 268_435_456
+    assert out["warning"] is None and out["failure"] is None
+    assert out["table"].splitlines()[0] == (
+        "Health of kailash-hp on localhost (concurrent, timeout 5.0 s, retries 0, "
+        "probes took 1234.5 ms)")
+
+
+def test_one_service_down_fails_and_is_named() -> None:
+    out = report_of("redis-stopped")
+    report = out["report"]
+    assert report["healthy"] is False and report["failing"] == ["redis"]
+    redis = services_of(report)["redis"]
+    assert redis["status"] == "down" and redis["endpoint"] is None
+    assert redis["error"] == ("cannot connect: container kailash-hp-redis-1 is not running "
+                              "(Exited (0) 3 seconds ago)")
+    assert out["failure"].startswith("kailash-hp on localhost is NOT healthy: redis is down (")
+    assert out["failure"].endswith("Report: /tmp/reports/health-kailash-hp.json")
+    row = next(line for line in out["table"].splitlines() if line.startswith("redis "))
+    assert row.split(" | ")[1].strip() == "down"
+
+
+def test_a_sick_container_degrades_an_answering_service_and_names_a_down_one() -> None:
+    degraded = report_of("redis-degraded-chroma-unhealthy")
+    chroma = services_of(degraded["report"])["chromadb"]
+    assert chroma["status"] == "degraded"
+    assert chroma["error"] == ("answers, but container kailash-hp-chromadb-server-1: "
+                               "Up 5 minutes (unhealthy)")
+    assert degraded["report"]["healthy"] is True
+    assert degraded["report"]["degraded"] == ["redis", "chromadb"]
+    assert degraded["warning"].startswith("WARNING: degraded on localhost (kailash-hp): redis: ")
+    down = services_of(report_of("chroma-server-stopped-behind-its-gate")["report"])["chromadb"]
+    assert down["status"] == "down"
+    assert down["error"].endswith(
+        "(container kailash-hp-chromadb-server-1: Exited (0) 3 seconds ago)")
+
+
+def test_a_probe_that_could_not_run_is_an_error() -> None:
+    out = report_of("probe-error")
+    pg = services_of(out["report"])["postgresql"]
+    assert pg["status"] == "error"
+    assert pg["error"] == "probe failed: port must be 1-65535, got 70000"  # msg, trimmed
+    assert pg["latency_ms"] is None and pg["details"] == {}
+    assert out["report"]["failing"] == ["postgresql"]
+    no_result = services_of(report_of("redis-without-a-result")["report"])["redis"]
+    assert (no_result["status"], no_result["error"]) == ("error", "probe failed: no result")
+
+
+def test_the_version_column_is_as_wide_as_chromadbs_release_and_api() -> None:
+    lines = report_of("healthy")["table"].splitlines()
+    header, rule, rows = lines[1], lines[2], lines[3:]
+    assert header == ("service    | status       | latency ms | version           | error")
+    assert rule == "-----------+--------------+------------+-------------------+------"
+    assert "| 1.5.9 (API 1.0.0) |" in rows[2]
+    bars = {tuple(i for i, ch in enumerate(line) if ch == "|")[:4] for line in [header, *rows]}
+    assert len(bars) == 1, lines  # the first four separators line up in every row
+    assert all(line == line.rstrip() for line in lines)  # no trailing blanks (empty error)
+
+
+def test_the_error_column_rule_is_as_long_as_the_longest_error() -> None:
+    lines = report_of("probe-error")["table"].splitlines()
+    error = "probe failed: port must be 1-65535, got 70000"
+    assert lines[2].split("-+-")[-1] == "-" * len(error)
+
+
+def test_json_shape() -> None:
+    out = report_of("app-stack-published-edge")
+    data = json.loads(out["json"])
+    assert set(data) == {"project", "host", "network", "checked_at", "probe_wall_ms",
+                         "timeout_s", "retries", "mode", "healthy", "counts", "failing",
+                         "degraded", "services"}
+    assert data["checked_at"] == "2026-11-29T13:00:05Z" and data["probe_wall_ms"] == 1234.5
+    assert isinstance(data["timeout_s"], float) and isinstance(data["retries"], int)
+    assert [s["service"] for s in data["services"]] == [
+        "postgresql", "redis", "chromadb", "neo4j", "nexus", "edge", "mailer"]
+    for entry in data["services"]:
+        assert set(entry) == {"service", "status", "latency_ms", "version", "error",
+                              "attempts", "endpoint", "containers", "details"}
+        assert not any(key.startswith("_ansible") or key in ("invocation", "changed")
+                       for key in entry["details"])
+    services = services_of(data)
+    assert services["edge"]["endpoint"] == "https://127.0.0.1:443/health"  # binds to all
+    # two nexus-api replicas: the last one listed is probed (as before the refactor)
+    assert services["nexus"]["endpoint"] == "http://10.218.1.13:8080/readyz"
+    assert len(services["nexus"]["containers"]) == 4
+    assert services["neo4j"]["containers"][0]["health"] == "starting"
+    assert (services["mailer"]["status"], services["mailer"]["error"]) == (
+        "unknown", "no probe for this service")
+    assert data["counts"] == {"up": 5, "down": 1, "unknown": 1}
+
+
+def test_junit_is_valid_xml_with_a_case_per_service() -> None:
+    out = report_of("app-stack-published-edge")
+    root = ET.fromstring(out["junit"].encode())
+    suite = root.find("testsuite")
+    assert root.tag == "testsuites" and suite is not None
+    assert {k: suite.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "7", "failures": "1", "errors": "0", "skipped": "1"}
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert list(cases) == ["postgresql", "redis", "chromadb", "neo4j", "nexus", "edge",
+                           "mailer"]
+    failure = cases["nexus"].find("failure")
+    assert failure is not None
+    # escaped in the file, the server's own words back when parsed
+    assert failure.get("message") == ('HTTP 503: {"status": "not ready", '
+                                      '"redis": "<down> & \'gone\'"}')
+    assert cases["mailer"].find("skipped").get("message") == "unknown: no probe for this service"
+    assert cases["chromadb"].find("system-out").text == (
+        "up, version 1.5.9 (API 1.0.0) (http://10.218.2.4:8000)")
+    assert float(suite.get("time")) == pytest.approx((3.214 + 1.5 + 12.75 + 40.125 + 30 + 8)
+                                                     / 1000, abs=0.001)
+    error = ET.fromstring(report_of("probe-error")["junit"]).find("testsuite")
+    assert error.get("errors") == "1" and error.find("testcase/error") is not None
+
+
+def test_secrets_never_reach_the_output() -> None:
+    for case in CASES:
+        secrets = [v for conf in case["inputs"]["conf"].values() for k, v in conf.items()
+                   if k in ("password", "token")]
+        assert len(secrets) == 4
+        out = run_case(case["inputs"])
+        text = json.dumps(out)  # plan, report, table, JSON, JUnit, messages
+        for secret in secrets:
+            assert secret not in text, (case["name"], "a secret in the output")
+
+
+def test_probes_carry_the_settings_only_for_what_is_probed() -> None:
+    inputs = by_name("probe-error")["inputs"]
+    plan = health.kailash_health_plan(inputs["containers"], inputs["services"], SPECS,
+                                      inputs["conf"], inputs["endpoints"], "kailash-hp_data")
+    probes = health.kailash_health_probes(plan, inputs["conf"], {"timeout": 5.0,
+                                                                "docker_host": "localhost"})
+    assert list(probes) == ["postgresql", "redis", "chromadb"]  # neo4j is not deployed
+    assert probes["postgresql"]["port"] == 70000 and probes["postgresql"]["host"] == "127.0.0.1"
+    assert probes["postgresql"]["password"] == inputs["conf"]["postgresql"]["password"]
+    assert probes["chromadb"]["endpoint"] == "http://10.218.2.4:8000"
+    assert probes["redis"]["docker_host"] == "localhost" and probes["redis"]["timeout"] == 5.0
+
+
+def test_release_commands_only_for_an_answering_service_with_its_container() -> None:
+    inputs = by_name("healthy")["inputs"]
+    plan = health.kailash_health_plan(inputs["containers"], inputs["services"], SPECS,
+                                      inputs["conf"], {}, "kailash-hp_data")
+    reads = health.kailash_health_release_reads(plan, SPECS, inputs["results"])
+    assert reads == [{"service": "chromadb", "container": "kailash-hp-chromadb-server-1",
+                      "argv": SPECS["chromadb"]["release"]["argv"]}]
+    down = {**inputs["results"], "chromadb": {"status": "down"}}
+    assert health.kailash_health_release_reads(plan, SPECS, down) == []
+    assert health.kailash_health_releases({"results": [
+        {"item": reads[0], "rc": 0, "stdout": " 1.5.9\n"}]}) == {"chromadb": "1.5.9"}
+    assert health.kailash_health_releases({"results": [
+        {"item": reads[0], "rc": 1, "stdout": "Traceback"}]}) == {}
+    assert health.kailash_health_releases({"results": [
+        {"item": reads[0], "failed": True, "msg": "no such container"}]}) == {}
+    assert health.kailash_health_releases({"results": [], "skipped": True}) == {}
+
+
+def test_a_hook_without_a_host_and_no_container_is_down_not_a_crash() -> None:
+    plan = health.kailash_health_plan([], ["redis"], SPECS, {"redis": {"port": 6379}},
+                                      {"redis": {"port": 7000}}, "p_data")
+    assert plan["redis"]["deployed"] is True and plan["redis"]["probe"] is False
+    report = health.kailash_health_report(plan, {}, {
+        "project": "p", "host": "h", "network": "p_data", "timeout": 5, "retries": 0,
+        "mode": "concurrent", "t0": NOW, "now": NOW})
+    assert report["services"][0]["status"] == "down"
+    assert report["services"][0]["error"].startswith("cannot connect: no address")
+    assert report["probe_wall_ms"] == 0.0 and report["timeout_s"] == 5.0
+
+
+def test_the_failure_names_every_failing_service_in_order() -> None:
+    out = report_of("hung-and-neo4j-through-the-hook")
+    assert out["report"]["failing"] == ["postgresql", "redis", "chromadb", "neo4j"]
+    message = out["failure"]
+    positions = [message.index(f"{name} is down (") for name in out["report"]["failing"]]
+    assert positions == sorted(positions)
+    assert message.endswith("failure.). Report: /tmp/reports/health-kailash-hp-docker1.json")
