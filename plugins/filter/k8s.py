@@ -6,12 +6,18 @@ Small pure functions, exposed to Ansible by ``FilterModule``:
 * ``kailash_k8s_env_file``: parse a rendered ``KEY='value'`` env file into a dict.
 * ``kailash_k8s_image_errors``: messages for images that are unpinned or ``latest``.
 * ``kailash_k8s_cpu``: millicores as a Kubernetes CPU quantity (``2000`` -> ``"2"``).
+* ``kailash_k8s_setting_names``: the variables the plan of the target reads (see below).
+* ``kailash_k8s_preflight_errors``: the renderer's refusals, each naming the variable.
+* ``kailash_k8s_images``: the overlay's ``images:`` (name and tag of every image).
+* ``kailash_k8s_quota``: the ResourceQuota ``hard`` of the namespace.
+* ``kailash_k8s_container_max``: the LimitRange ``max`` (largest container limits).
 * ``kailash_backup_config``: the config.json of the backup CronJobs (ConfigMap
   kailash-backup-config), also used by tests/backup/test_ops_image.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -24,6 +30,7 @@ from sizing import (  # noqa: E402
     kailash_bytes,
     kailash_cpu_millis,
     kailash_k8s_quantity,
+    kailash_resource_errors,
 )
 
 _ENV_LINE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
@@ -98,6 +105,248 @@ def kailash_k8s_image_errors(images: Any) -> list[str]:
         elif match.group("tag") == "latest":
             errors.append(f"{variable} may not use the tag 'latest' outside dev, got {image!r}")
     return errors
+
+
+# --- The plan of the Kubernetes target: what the quota, the LimitRange and the
+# preflight read. ``plan`` (roles/kailash_k8s/vars/main.yml, kailash_k8s__plan) lists
+# the workloads; ``settings`` maps each variable it names to the user's value, so every
+# message names the variable to fix.
+
+RESOURCE_KEYS = ("memory_request", "memory_limit", "cpu_request", "cpu_limit")
+# Settings every preflight reads besides the workloads' resources, replicas and images.
+PLAN_SETTINGS = (
+    "edge_enabled",
+    "edge_cert_manager_issuer",
+    "edge_tls_secret_name",
+    "edge_hostname",
+    "kailash_k8s_namespace",
+    "kailash_k8s_app_image_tag",
+    "kailash_k8s_pod_security",
+    "kailash_k8s_volume_sizes",
+    "kailash_k8s_pdb_min_available",
+    "kailash_k8s_hpa_max_replicas",
+)
+POD_SECURITY_LEVELS = ("restricted", "baseline")
+# Jinja's ``match`` test is re.match: "$" also matches before a final newline; kept so.
+_WHOLE_RE = re.compile(r"^[0-9]+$")
+_HOSTNAME_RE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_VOLUME_SIZE_RE = re.compile(r"^[0-9]+(Mi|Gi|Ti)$")
+
+
+def _plan_parts(plan: Any) -> tuple[list[dict], list[dict], dict]:
+    """(app workloads, datastores, ops) of a plan, or AnsibleFilterError."""
+    if not isinstance(plan, dict):
+        raise AnsibleFilterError(f"kailash_k8s plan: expected a dict, got {type(plan).__name__}")
+    missing = [
+        k for k in ("app_workloads", "app_image_variable", "datastores", "ops") if k not in plan
+    ]
+    if missing:
+        raise AnsibleFilterError(f"kailash_k8s plan: missing {', '.join(missing)}")
+    return list(plan["app_workloads"]), list(plan["datastores"]), dict(plan["ops"])
+
+
+def _container_prefixes(plan: Any) -> list[str]:
+    """Resource prefixes of every container: the app's, the datastores', the ops jobs'."""
+    apps, datastores, ops = _plan_parts(plan)
+    return (
+        [w["prefix"] for w in apps]
+        + [p for d in datastores for p in d["containers"]]
+        + [ops["prefix"]]
+    )
+
+
+def _image_variables(plan: Any) -> list[str]:
+    """Image variables: the app's, each datastore container's <prefix>_image_pull, the ops'."""
+    _, datastores, ops = _plan_parts(plan)
+    return (
+        [plan["app_image_variable"]]
+        + [f"{p}_image_pull" for d in datastores for p in d["containers"]]
+        + [ops["image_variable"]]
+    )
+
+
+def kailash_k8s_setting_names(plan: Any) -> list[str]:
+    """Every variable the plan's filters read (the input of ``kailash_k8s__settings``)."""
+    apps, _, _ = _plan_parts(plan)
+    names = [f"{p}_{k}" for p in _container_prefixes(plan) for k in RESOURCE_KEYS]
+    names += [f"{w['prefix']}_replicas" for w in apps]
+    names += _image_variables(plan) + list(PLAN_SETTINGS)
+    return list(dict.fromkeys(names))
+
+
+def _setting(settings: Any, name: str) -> Any:
+    if not isinstance(settings, dict):
+        raise AnsibleFilterError(
+            f"kailash_k8s settings: expected {{variable: value}}, got {type(settings).__name__}"
+        )
+    if name not in settings:
+        raise AnsibleFilterError(f"kailash_k8s settings: {name} is missing")
+    return settings[name]
+
+
+def _resources(settings: Any, prefix: str) -> dict[str, Any]:
+    """A container's memory/CPU request and limit: ``<prefix>_<key>`` of the settings."""
+    return {key: _setting(settings, f"{prefix}_{key}") for key in RESOURCE_KEYS}
+
+
+def _whole(value: Any) -> bool:
+    return value is not None and _WHOLE_RE.match(str(value)) is not None
+
+
+def _app_workload_errors(settings: Any, workload: dict[str, Any]) -> list[str]:
+    """Resources and replicas of one app workload, and its PDB minimum and HPA maximum."""
+    name, prefix = workload["name"], workload["prefix"]
+    replicas = _setting(settings, f"{prefix}_replicas")
+    errors = kailash_resource_errors({**_resources(settings, prefix), "replicas": replicas}, prefix)
+    pdb_mins = _setting(settings, "kailash_k8s_pdb_min_available")
+    hpa_maxes = _setting(settings, "kailash_k8s_hpa_max_replicas")
+    pdb_min = pdb_mins.get(name) if isinstance(pdb_mins, dict) else None
+    hpa_max = hpa_maxes.get(name) if isinstance(hpa_maxes, dict) else None
+    pdb_var = f"kailash_k8s_pdb_min_available['{name}']"
+    hpa_var = f"kailash_k8s_hpa_max_replicas['{name}']"
+    if not _whole(pdb_min) or int(str(pdb_min)) < 1:
+        errors.append(f"{pdb_var} must be a whole number >= 1, got {json.dumps(pdb_min)}")
+    elif _whole(replicas) and int(str(replicas)) <= int(str(pdb_min)):
+        errors.append(
+            f"{prefix}_replicas ({replicas}) must be greater than the PodDisruptionBudget "
+            f"minimum {pdb_var} ({pdb_min}), or no node drain could ever evict a pod"
+        )
+    if not _whole(hpa_max):
+        errors.append(f"{hpa_var} must be a whole number, got {json.dumps(hpa_max)}")
+    elif _whole(replicas) and int(str(hpa_max)) < int(str(replicas)):
+        errors.append(f"{hpa_var} ({hpa_max}) must be >= {prefix}_replicas ({replicas})")
+    return errors
+
+
+def _edge_errors(settings: Any) -> list[str]:
+    """The Ingress: a TLS source when edge is enabled, and a DNS host name."""
+    errors = []
+    if (
+        _setting(settings, "edge_enabled")
+        and not _setting(settings, "edge_cert_manager_issuer")
+        and not _setting(settings, "edge_tls_secret_name")
+    ):
+        errors.append(
+            "edge_tls_secret_name must name an existing kubernetes.io/tls Secret in namespace "
+            f"{_setting(settings, 'kailash_k8s_namespace')} when edge_cert_manager_issuer is "
+            "empty (set one of the two)"
+        )
+    hostname = _setting(settings, "edge_hostname")
+    if not (isinstance(hostname, str) and _HOSTNAME_RE.match(hostname)):
+        errors.append(
+            f"edge_hostname must be a DNS name like kailash.example.com, got {json.dumps(hostname)}"
+        )
+    return errors
+
+
+def _naming_errors(settings: Any) -> list[str]:
+    """The app image tag, the namespace and its Pod Security level."""
+    errors = []
+    tag = _setting(settings, "kailash_k8s_app_image_tag")
+    if not _TAG_RE.match(str(tag)) or tag == "latest":
+        errors.append(
+            "kailash_k8s_app_image_tag must be a pinned tag other than 'latest' outside dev, "
+            f"got {json.dumps(tag)}"
+        )
+    namespace = _setting(settings, "kailash_k8s_namespace")
+    if not (isinstance(namespace, str) and _LABEL_RE.match(namespace)):
+        errors.append(
+            f"kailash_k8s_namespace must be a DNS-1123 label, got {json.dumps(namespace)}"
+        )
+    level = _setting(settings, "kailash_k8s_pod_security")
+    if level not in POD_SECURITY_LEVELS:
+        errors.append(
+            f"kailash_k8s_pod_security must be restricted or baseline, got {json.dumps(level)}"
+        )
+    return errors
+
+
+def _claims(plan: Any) -> list[str]:
+    """PersistentVolumeClaims (keys of kailash_k8s_volume_sizes): datastores', then ops'."""
+    _, datastores, ops = _plan_parts(plan)
+    return [c for d in datastores for c in d["claims"]] + list(ops["claims"])
+
+
+def _volume_errors(settings: Any, plan: Any) -> list[str]:
+    sizes = _setting(settings, "kailash_k8s_volume_sizes")
+    errors = []
+    for name in _claims(plan):
+        size = sizes.get(name) if isinstance(sizes, dict) else None
+        if not _VOLUME_SIZE_RE.match(str("" if size is None else size)):
+            errors.append(
+                f"kailash_k8s_volume_sizes['{name}'] must be a size like 50Gi, "
+                f"got {json.dumps(size)}"
+            )
+    return errors
+
+
+def kailash_k8s_preflight_errors(settings: Any, plan: Any) -> list[str]:
+    """Every refusal of the renderer's preflight, each naming the variable to fix.
+
+    ``settings`` maps the variables of ``kailash_k8s_setting_names(plan)`` to their values.
+    An empty list means the tree may be rendered.
+    """
+    apps, _, ops = _plan_parts(plan)
+    errors: list[str] = []
+    for workload in apps:
+        errors += _app_workload_errors(settings, workload)
+    errors += kailash_resource_errors(_resources(settings, ops["prefix"]), ops["prefix"])
+    errors += _edge_errors(settings)
+    images = {name: _setting(settings, name) for name in _image_variables(plan)}
+    errors += kailash_k8s_image_errors(images)
+    errors += _naming_errors(settings)
+    errors += _volume_errors(settings, plan)
+    return errors
+
+
+def kailash_k8s_images(settings: Any, plan: Any) -> list[dict[str, str]]:
+    """The overlay's ``images:``: name and tag of every image, one entry per name, sorted;
+    the app's tag is kailash_k8s_app_image_tag."""
+    app_variable, *others = _image_variables(plan)
+    images = []
+    for variable in others:
+        name, tag = str(_setting(settings, variable)).rsplit(":", 1)
+        images.append({"name": name, "tag": tag})
+    app_name = str(_setting(settings, app_variable)).rsplit(":", 1)[0]
+    images.append({"name": app_name, "tag": _setting(settings, "kailash_k8s_app_image_tag")})
+    unique = [image for i, image in enumerate(images) if image not in images[:i]]
+    # as Jinja's sort(attribute='name'): stable, case-insensitive
+    return sorted(unique, key=lambda image: image["name"].lower())
+
+
+def kailash_k8s_quota(settings: Any, plan: Any) -> dict[str, str]:
+    """ResourceQuota ``hard``: room for every app workload at its HPA maximum plus one surge
+    pod, one pod per datastore (all its containers) and every ops job at once."""
+    apps, datastores, ops = _plan_parts(plan)
+    hpa_maxes = _setting(settings, "kailash_k8s_hpa_max_replicas")
+    items: list[dict[str, Any]] = []
+    pods = 0
+    for workload in apps:
+        count = int(hpa_maxes[workload["name"]]) + 1
+        items.append({"count": count, **_resources(settings, workload["prefix"])})
+        pods += count
+    for datastore in datastores:
+        items += [{"count": 1, **_resources(settings, p)} for p in datastore["containers"]]
+        pods += 1
+    items.append({"count": int(ops["jobs"]), **_resources(settings, ops["prefix"])})
+    pods += int(ops["jobs"])
+    return {
+        **kailash_k8s_totals(items),
+        "pods": str(pods),
+        "persistentvolumeclaims": str(len(_claims(plan))),
+        "services.loadbalancers": "0",
+        "services.nodeports": "0",
+    }
+
+
+def kailash_k8s_container_max(settings: Any, plan: Any) -> dict[str, str]:
+    """LimitRange ``max``: the largest memory and CPU limit of any container."""
+    prefixes = _container_prefixes(plan)
+    memory = max(kailash_bytes(_setting(settings, f"{p}_memory_limit")) for p in prefixes)
+    cpu = max(kailash_cpu_millis(_setting(settings, f"{p}_cpu_limit")) for p in prefixes)
+    return {"memory": kailash_k8s_quantity(memory), "cpu": kailash_k8s_cpu(cpu)}
 
 
 BACKUP_SECRET_KEYS = {
@@ -179,4 +428,9 @@ class FilterModule:
             "kailash_k8s_env_file": kailash_k8s_env_file,
             "kailash_k8s_image_errors": kailash_k8s_image_errors,
             "kailash_backup_config": kailash_backup_config,
+            "kailash_k8s_setting_names": kailash_k8s_setting_names,
+            "kailash_k8s_preflight_errors": kailash_k8s_preflight_errors,
+            "kailash_k8s_images": kailash_k8s_images,
+            "kailash_k8s_quota": kailash_k8s_quota,
+            "kailash_k8s_container_max": kailash_k8s_container_max,
         }
