@@ -16,18 +16,20 @@ BIN = Path(sys.executable).parent
 
 
 def load_backup_core():
-    """plugins/module_utils/kailash_backup.py (the backup core), loaded once by file path
-    as ``kailash_backup_core``: by name, ``kailash_backup`` may resolve to the Ansible
-    module of plugins/modules (tests/health puts that directory on sys.path)."""
+    """plugins/module_utils/kailash_backup/ (the backup core, a package), loaded once by file
+    path as ``kailash_backup_core``: by name, ``kailash_backup`` may resolve to the Ansible
+    module of plugins/modules (tests/health puts that directory on sys.path). Its
+    submodules load as ``kailash_backup_core.<name>`` (the package imports them relatively)."""
     import importlib.util
 
     name = "kailash_backup_core"
     if name not in sys.modules:
+        package = ROOT / "plugins" / "module_utils" / "kailash_backup"
         spec = importlib.util.spec_from_file_location(
-            name, ROOT / "plugins" / "module_utils" / "kailash_backup.py"
+            name, package / "__init__.py", submodule_search_locations=[str(package)]
         )
         module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # before exec: its dataclasses look themselves up here
+        sys.modules[name] = module  # before exec: its submodules and dataclasses look it up
         spec.loader.exec_module(module)
     module = sys.modules[name]
     assert hasattr(module, "verify_set"), module.__file__

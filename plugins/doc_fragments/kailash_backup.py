@@ -1,5 +1,5 @@
 """Options shared by kailash_backup, kailash_restore and kailash_restore_drill
-(see plugins/module_utils/kailash_backup.py)."""
+(see plugins/module_utils/kailash_backup/ansible_glue.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Backup, restore and restore drills (playbooks/backup.yml, restore.yml, restore_drill.yml and
-plugins/module_utils/kailash_backup.py) against the REAL services of one deployed dev stack
+plugins/module_utils/kailash_backup/) against the REAL services of one deployed dev stack
 (conftest.py): PostgreSQL 15 (pg_dump/pg_restore in its container), Redis 7.0 with AOF on
 (BGSAVE as kailash-admin, RDB restore through the AOF rebuild), ChromaDB 1.5.9 (server
 stopped, persistent dir archived). Neo4j cannot run here (no image offline): its test is

@@ -3,7 +3,7 @@ the backup tests' dev stack (conftest.py, Compose project kailash-bk-ci: Postgre
 Redis 7.0 with AOF, ChromaDB 1.5.9 behind its token gate).
 
 What is real: the image (built by playbooks/ops_image.yml from roles/kailash_backup/files/ops
-and plugins/module_utils/kailash_backup.py), the datastores, the network path (the ops
+and the package plugins/module_utils/kailash_backup/), the datastores, the network path (the ops
 container reaches them over the stack's data network by their service names, which are the
 Kubernetes Service names too), and the config.json (made by the filter the kailash_k8s role
 renders the ConfigMap with, and checked equal to the committed production ConfigMap but for

@@ -1,5 +1,5 @@
 """Unit tests (no service, no Docker) of the backup core's CLI config validation and the
-ChromaDB export framing (plugins/module_utils/kailash_backup.py); the real runs are
+ChromaDB export framing (plugins/module_utils/kailash_backup/); the real runs are
 tests/backup/test_ops_image.py."""
 
 from __future__ import annotations
