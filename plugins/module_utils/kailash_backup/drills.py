@@ -19,13 +19,14 @@ from typing import Any
 
 from .common import BackupError, iso, utcnow
 from .datastores import compare_counts, handler_class, make_target
+from .datastores.base import Datastore
 from .runs import Settings
 from .sets import resolve_set, verify_set
 from .targets import DockerTarget, Result, _run_process
 
 
-class Drill:
-    """Restore a set into throwaway containers (<project>-drill-<service>), never the stack."""
+class _Drill:
+    """What both drills share: the set, and the comparison of a restored handler's counts."""
 
     def __init__(
         self, s: Settings, set_dir: str, manifest: dict[str, Any], log: Callable[[str], None]
@@ -34,6 +35,21 @@ class Drill:
         self.set_dir = set_dir
         self.manifest = manifest
         self.log = log
+
+    @staticmethod
+    def checked(svc: str, section: dict[str, Any], handler: Datastore) -> dict[str, Any]:
+        counts = handler.counts()
+        diffs = compare_counts(section["counts"], counts, svc, section.get("counts_exact", True))
+        return {"counts": counts, "differences": diffs, "passed": not diffs}
+
+
+class Drill(_Drill):
+    """Restore a set into throwaway containers (<project>-drill-<service>), never the stack."""
+
+    def __init__(
+        self, s: Settings, set_dir: str, manifest: dict[str, Any], log: Callable[[str], None]
+    ) -> None:
+        super().__init__(s, set_dir, manifest, log)
         self.created: list[str] = []
         self.volumes: list[str] = []
         self.prefix = f"{s.project}-drill"
@@ -108,12 +124,10 @@ class Drill:
         got = handler_class(svc).drill_docker(self, section, conf, image)
         if isinstance(got, dict):
             return {**got, "image": image}
-        counts = got.counts()
-        diffs = compare_counts(section["counts"], counts, svc, section.get("counts_exact", True))
-        return {"counts": counts, "differences": diffs, "passed": not diffs, "image": image}
+        return {**self.checked(svc, section, got), "image": image}
 
 
-class LocalDrill:
+class LocalDrill(_Drill):
     """The drill of the local backend (a pod: no Docker): restores into throwaway processes
     of this machine, in a scratch directory removed afterwards.
 
@@ -130,10 +144,7 @@ class LocalDrill:
     def __init__(
         self, s: Settings, set_dir: str, manifest: dict[str, Any], log: Callable[[str], None]
     ) -> None:
-        self.s = s
-        self.set_dir = set_dir
-        self.manifest = manifest
-        self.log = log
+        super().__init__(s, set_dir, manifest, log)
         base = s.work_dir or None
         if base:
             os.makedirs(base, mode=0o700, exist_ok=True)
@@ -150,12 +161,8 @@ class LocalDrill:
         got = handler_class(svc).drill_local(self, section, conf)
         if isinstance(got, dict):
             return got
-        counts = got.counts()
-        diffs = compare_counts(section["counts"], counts, svc, section.get("counts_exact", True))
         return {
-            "counts": counts,
-            "differences": diffs,
-            "passed": not diffs,
+            **self.checked(svc, section, got),
             "method": "restored into a throwaway process in this pod/container",
         }
 

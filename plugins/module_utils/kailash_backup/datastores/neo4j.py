@@ -77,25 +77,33 @@ class Neo4j(Datastore):
         self.cypher("RETURN 1")
         return True
 
+    @staticmethod
+    def _load(
+        run: Any, section: dict[str, Any], set_dir: str, secret: str | None, what: str
+    ) -> None:
+        """``neo4j-admin database load`` of every database of the set, through ``run``
+        (a Target's run or run_offline); ``what`` names the step, {db} its database."""
+        for db in section["details"]["databases"]:
+            entry = next(e for e in section["files"] if e["path"].startswith(f"neo4j/{db}.dump"))
+            run(
+                [
+                    "neo4j-admin",
+                    "database",
+                    "load",
+                    db,
+                    "--from-stdin",
+                    "--overwrite-destination=true",
+                ],
+                stdin=read_artefact(set_dir, entry, secret),
+                what=what.format(db=db),
+            )
+
     def restore(self, set_dir, section, secret):
         self.t.stop()
         try:
-            for db in section["details"]["databases"]:
-                entry = next(
-                    e for e in section["files"] if e["path"].startswith(f"neo4j/{db}.dump")
-                )
-                self.t.run_offline(
-                    [
-                        "neo4j-admin",
-                        "database",
-                        "load",
-                        db,
-                        "--from-stdin",
-                        "--overwrite-destination=true",
-                    ],
-                    stdin=read_artefact(set_dir, entry, secret),
-                    what=f"neo4j-admin database load {db}",
-                )
+            self._load(
+                self.t.run_offline, section, set_dir, secret, "neo4j-admin database load {db}"
+            )
         finally:
             self.t.start()
         return {}
@@ -112,20 +120,7 @@ class Neo4j(Datastore):
             entrypoint="",
             env={"NEO4J_AUTH": "neo4j/" + (conf.get("password") or "drill-pass-1")},
         )
-        for db in section["details"]["databases"]:
-            entry = next(e for e in section["files"] if e["path"].startswith(f"neo4j/{db}.dump"))
-            target.run(
-                [
-                    "neo4j-admin",
-                    "database",
-                    "load",
-                    db,
-                    "--from-stdin",
-                    "--overwrite-destination=true",
-                ],
-                stdin=read_artefact(drill.set_dir, entry, drill.s.encryption_key),
-                what=f"load {db}",
-            )
+        cls._load(target.run, section, drill.set_dir, drill.s.encryption_key, "load {db}")
         target.run(["sh", "-c", "nohup /startup/docker-entrypoint.sh neo4j >/tmp/neo4j.log 2>&1 &"])
         handler = cls(target, conf)
         handler.wait_ready(300)

@@ -46,6 +46,11 @@ def redis_loaded(cli: Callable[..., str]) -> bool:
     return cli("PING") == "PONG"
 
 
+def _load_only(data_dir: str, dbfile: str) -> list[str]:
+    """redis-server options of a server that loads an RDB and persists nothing itself."""
+    return ["--dir", data_dir, "--dbfilename", dbfile, "--appendonly", "no", "--save", ""]
+
+
 class Redis(Datastore):
     """BGSAVE as the admin ACL user, copy the RDB; restore offline (AOF handled)."""
 
@@ -264,20 +269,7 @@ class Redis(Datastore):
         ]
         if self.t.user:
             cmd += ["--user", self.t.user]
-        cmd += [
-            self.t.image,
-            "redis-server",
-            "--dir",
-            data_dir,
-            "--dbfilename",
-            dbfile,
-            "--appendonly",
-            "no",
-            "--save",
-            "",
-            "--port",
-            "6379",
-        ]
+        cmd += [self.t.image, "redis-server", *_load_only(data_dir, dbfile), "--port", "6379"]
         _run_process(cmd, None, None, None, 60, "temporary redis-server", True)
         helper = DockerTarget(tmp, self.t.docker)
         temp = Redis(helper, {"port": 6379})
@@ -336,14 +328,7 @@ class Redis(Datastore):
         target.run(
             [
                 "redis-server",
-                "--dir",
-                "/data",
-                "--dbfilename",
-                "dump.rdb",
-                "--appendonly",
-                "no",
-                "--save",
-                "",
+                *_load_only("/data", "dump.rdb"),
                 "--port",
                 "6379",
                 "--daemonize",
@@ -378,14 +363,7 @@ class Redis(Datastore):
                 sock,
                 "--unixsocketperm",
                 "700",
-                "--dir",
-                rdir,
-                "--dbfilename",
-                "dump.rdb",
-                "--appendonly",
-                "no",
-                "--save",
-                "",
+                *_load_only(rdir, "dump.rdb"),
                 "--daemonize",
                 "no",
             ],
