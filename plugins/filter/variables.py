@@ -3,7 +3,8 @@
 ``edge_tls_days: forever`` used to deploy with rc 0: no role has such a variable, so
 Ansible ignored it. ``kailash_unknown_variables`` names every variable the user set (in
 the inventory or with ``-e``) whose name has a role's prefix but that appears nowhere in
-this project's roles, playbooks and test playbooks, with the closest known names.
+this project's roles, playbooks and test playbooks, with the closest known names; a
+setting that was replaced by another (``REPLACED``) is refused naming its replacement.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 _WORD = re.compile(r"\b[a-z][a-z0-9_]*\b")
+
+# Settings that were removed in favour of another: setting the old name is refused with
+# the name to set instead (whatever the project's files still mention).
+REPLACED = {
+    # one backup retention for both targets (issue #12)
+    "kailash_k8s_backup_keep_last": "kailash_backup_keep_last",
+    "kailash_k8s_backup_keep_daily": "kailash_backup_keep_daily",
+    "kailash_k8s_backup_keep_weekly": "kailash_backup_keep_weekly",
+}
 
 
 @cache
@@ -43,6 +53,12 @@ def kailash_unknown_variables(names: Any, prefixes: Any, root: str = str(ROOT)) 
     pattern = re.compile(rf"^({'|'.join(re.escape(p) for p in prefixes)})_(?!_)")
     errors = []
     for name in sorted(set(names)):
+        if name in REPLACED:
+            errors.append(
+                f"{name} is no longer a setting of this project (it would be ignored): "
+                f"it was replaced by {REPLACED[name]}, set that instead"
+            )
+            continue
         match = pattern.match(str(name))
         if not match or name in known or "__" in name:  # <role>__x: internal facts
             continue
