@@ -67,6 +67,10 @@ MIB = 1024**2
 GIB = 1024**3
 TIB = 1024**4
 
+# The smallest memory limit PostgreSQL is tuned for (kailash_pg_tuning) and deployed with
+# (the postgresql role's preflight, through kailash_pg_memory_errors): the one place.
+PG_MIN_MEMORY_LIMIT = 256 * MIB
+
 _UNITS: dict[str, tuple[int, bool]] = {
     # unit: (multiplier, decimal fraction allowed)
     "": (1, True),
@@ -223,7 +227,9 @@ def kailash_pg_tuning(
     memory_request: Any, memory_limit: Any, max_connections: Any = 200
 ) -> dict[str, Any]:
     """PostgreSQL 15 memory settings for a container with the given request and limit."""
-    request, limit = _request_limit("kailash_pg_tuning", memory_request, memory_limit, 256 * MIB)
+    request, limit = _request_limit(
+        "kailash_pg_tuning", memory_request, memory_limit, PG_MIN_MEMORY_LIMIT
+    )
     connections = _max_connections(max_connections)
 
     shared_buffers = max(_floor_mib(request // 4), 128 * MIB)
@@ -244,6 +250,34 @@ def kailash_pg_tuning(
         "effective_io_concurrency": "200",
         "max_connections": connections,
     }
+
+
+def kailash_pg_memory_errors(values: Any, prefix: str = "postgresql") -> list[str]:
+    """PostgreSQL's own size rules, as messages naming the variables ``<prefix>_<key>``:
+    ``memory_limit`` at least PG_MIN_MEMORY_LIMIT (256Mi) and ``shm_size`` (its /dev/shm)
+    not above the limit. A malformed size is kailash_resource_errors' to report: skipped."""
+    if not isinstance(values, dict):
+        return [f"{prefix}: sizes must be a dict, got {type(values).__name__}"]
+    try:
+        limit = kailash_bytes(values["memory_limit"])
+    except (KeyError, AnsibleFilterError):
+        return []
+    errors = []
+    if limit < PG_MIN_MEMORY_LIMIT:
+        errors.append(
+            f"{prefix}_memory_limit must be at least {kailash_k8s_quantity(PG_MIN_MEMORY_LIMIT)} "
+            f"(got {values['memory_limit']})"
+        )
+    try:
+        shm = kailash_bytes(values["shm_size"]) if "shm_size" in values else None
+    except AnsibleFilterError:
+        shm = None
+    if shm is not None and shm > limit:
+        errors.append(
+            f"{prefix}_shm_size ({values['shm_size']}) must not exceed "
+            f"{prefix}_memory_limit ({values['memory_limit']})"
+        )
+    return errors
 
 
 def kailash_neo4j_tuning(memory_request: Any, memory_limit: Any) -> dict[str, str]:
@@ -363,6 +397,7 @@ class FilterModule:
             "kailash_jvm_size": kailash_jvm_size,
             "kailash_redis_size": kailash_redis_size,
             "kailash_pg_tuning": kailash_pg_tuning,
+            "kailash_pg_memory_errors": kailash_pg_memory_errors,
             "kailash_neo4j_tuning": kailash_neo4j_tuning,
             "kailash_redis_maxmemory": kailash_redis_maxmemory,
             "kailash_cpu_millis": kailash_cpu_millis,

@@ -367,3 +367,15 @@ def test_bad_plan_or_settings_are_refused(function: Any, needed: str) -> None:
         function(settings, PLAN)
     with pytest.raises(AnsibleFilterError, match=r"expected \{variable: value\}"):
         function("settings", PLAN)
+
+
+def test_filter_module_exposes_the_plan_filters() -> None:
+    filters = k8s.FilterModule().filters()
+    for name in (
+        "kailash_k8s_setting_names",
+        "kailash_k8s_preflight_errors",
+        "kailash_k8s_images",
+        "kailash_k8s_quota",
+        "kailash_k8s_container_max",
+    ):
+        assert filters[name] is getattr(k8s, name)

@@ -547,6 +547,7 @@ def test_filter_module_exposes_all_filters() -> None:
         "kailash_jvm_size",
         "kailash_redis_size",
         "kailash_pg_tuning",
+        "kailash_pg_memory_errors",
         "kailash_neo4j_tuning",
         "kailash_redis_maxmemory",
         "kailash_cpu_millis",
@@ -592,3 +593,60 @@ def test_resource_errors_rejects_non_dict():
     assert sizing.kailash_resource_errors(["4Gi"], "redis") == [
         "redis: resources must be a dict, got list"
     ]
+
+
+# --- kailash_pg_memory_errors: the postgresql role's preflight, same minimum as tuning ---
+
+
+def test_pg_memory_errors_clean() -> None:
+    assert sizing.kailash_pg_memory_errors({"memory_limit": "8Gi", "shm_size": "256Mi"}) == []
+    # the minimum itself and a /dev/shm as large as the limit are allowed
+    assert sizing.kailash_pg_memory_errors({"memory_limit": "256Mi", "shm_size": "256Mi"}) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {"memory_limit": "255Mi", "shm_size": "64Mi"},
+            ["postgresql_memory_limit must be at least 256Mi (got 255Mi)"],
+        ),
+        (
+            {"memory_limit": "1Gi", "shm_size": "2Gi"},
+            ["postgresql_shm_size (2Gi) must not exceed postgresql_memory_limit (1Gi)"],
+        ),
+        (
+            {"memory_limit": "128Mi", "shm_size": "256Mi"},
+            [
+                "postgresql_memory_limit must be at least 256Mi (got 128Mi)",
+                "postgresql_shm_size (256Mi) must not exceed postgresql_memory_limit (128Mi)",
+            ],
+        ),
+        # malformed sizes are reported by kailash_resource_errors, not twice
+        ({"memory_limit": "8Gx", "shm_size": "256Mi"}, []),
+        ({"memory_limit": "128Mi", "shm_size": "lots"}, [
+            "postgresql_memory_limit must be at least 256Mi (got 128Mi)"
+        ]),
+        ({"shm_size": "256Mi"}, []),
+    ],
+    ids=["limit-too-small", "shm-over-limit", "both", "bad-limit", "bad-shm", "no-limit"],
+)
+def test_pg_memory_errors_name_the_variable(values: dict, expected: list[str]) -> None:
+    assert sizing.kailash_pg_memory_errors(values, "postgresql") == expected
+
+
+def test_pg_memory_errors_rejects_non_dict() -> None:
+    assert sizing.kailash_pg_memory_errors("8Gi") == ["postgresql: sizes must be a dict, got str"]
+
+
+@pytest.mark.parametrize("limit", [sizing.PG_MIN_MEMORY_LIMIT - 1, sizing.PG_MIN_MEMORY_LIMIT])
+def test_pg_preflight_and_tuning_share_the_minimum(limit: int) -> None:
+    """The preflight refuses exactly the limits kailash_pg_tuning cannot size for."""
+    refused = sizing.kailash_pg_memory_errors({"memory_limit": limit}) != []
+    try:
+        sizing.kailash_pg_tuning(limit, limit)
+        tuned = True
+    except Error:
+        tuned = False
+    assert refused is not tuned
+    assert refused is (limit < 256 * MI)
