@@ -11,6 +11,8 @@ Small pure functions, exposed to Ansible by ``FilterModule``:
 * ``kailash_k8s_images``: the overlay's ``images:`` (name and tag of every image).
 * ``kailash_k8s_quota``: the ResourceQuota ``hard`` of the namespace.
 * ``kailash_k8s_container_max``: the LimitRange ``max`` (largest container limits).
+* ``kailash_k8s_seconds``: whole seconds of a Compose duration (``1m30s`` -> 90).
+* ``kailash_k8s_burst_multiplier``: the Ingress' burst as a multiple of its rate.
 * ``kailash_backup_config``: the config.json of the backup CronJobs (ConfigMap
   kailash-backup-config), also used by tests/backup/test_ops_image.py.
 """
@@ -21,6 +23,7 @@ import json
 import os
 import re
 import sys
+from fractions import Fraction
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -349,6 +352,54 @@ def kailash_k8s_container_max(settings: Any, plan: Any) -> dict[str, str]:
     return {"memory": kailash_k8s_quantity(memory), "cpu": kailash_k8s_cpu(cpu)}
 
 
+# --- Durations and ratios of the manifests --------------------------------------------
+
+_DURATION_UNITS = {
+    "h": Fraction(3600),
+    "m": Fraction(60),
+    "s": Fraction(1),
+    "ms": Fraction(1, 10**3),
+    "us": Fraction(1, 10**6),
+    "\u00b5s": Fraction(1, 10**6),
+    "ns": Fraction(1, 10**9),
+}
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_DURATION_PART = re.compile(rf"({_NUMBER})(ns|us|\u00b5s|ms|s|m|h)")
+_DURATION_RE = re.compile(rf"(?:{_NUMBER}(?:ns|us|\u00b5s|ms|s|m|h))+")
+
+
+def kailash_k8s_seconds(value: Any, variable: str = "duration") -> int:
+    """Whole seconds (rounded down) of a Compose duration such as a service's
+    ``stop_grace_period``: ``30s``, ``1m30s``, ``1.5h``, ``500ms``; a bare number is
+    seconds. For terminationGracePeriodSeconds; anything else names ``variable``."""
+    error = AnsibleFilterError(
+        f"{variable} must be a duration like 30s, 1m30s or 2m (or a number of seconds), "
+        f"got {value!r}"
+    )
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise error
+    text = str(value).strip()
+    if re.fullmatch(_NUMBER, text):
+        return int(Fraction(text))
+    if not _DURATION_RE.fullmatch(text):
+        raise error
+    total = sum(
+        (Fraction(num) * _DURATION_UNITS[unit] for num, unit in _DURATION_PART.findall(text)),
+        Fraction(0),
+    )
+    return int(total)
+
+
+def kailash_k8s_burst_multiplier(burst: Any, rps: Any) -> int:
+    """ingress-nginx limit-burst-multiplier: edge_rate_limit_burst // edge_rate_limit_rps,
+    at least 1 (the burst the dev stack's NGINX allows, in multiples of the rate)."""
+    values = {"edge_rate_limit_burst": burst, "edge_rate_limit_rps": rps}
+    for variable, value in values.items():
+        if isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < 1:
+            raise AnsibleFilterError(f"{variable} must be a whole number >= 1, got {value!r}")
+    return max(1, int(burst) // int(rps))
+
+
 BACKUP_SECRET_KEYS = {
     "postgresql": "postgresql_password",
     "redis": "redis_admin_password",
@@ -433,4 +484,6 @@ class FilterModule:
             "kailash_k8s_images": kailash_k8s_images,
             "kailash_k8s_quota": kailash_k8s_quota,
             "kailash_k8s_container_max": kailash_k8s_container_max,
+            "kailash_k8s_seconds": kailash_k8s_seconds,
+            "kailash_k8s_burst_multiplier": kailash_k8s_burst_multiplier,
         }

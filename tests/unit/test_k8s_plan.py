@@ -379,3 +379,52 @@ def test_filter_module_exposes_the_plan_filters() -> None:
         "kailash_k8s_container_max",
     ):
         assert filters[name] is getattr(k8s, name)
+
+
+# --- durations and the Ingress' burst ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("30s", 30),
+        ("1m30s", 90),  # the old "strip the s, then int" made this 0
+        ("2m", 120),
+        ("1.5h", 5400),
+        ("1h2m3s", 3723),
+        ("1500ms", 1),  # rounded down
+        ("90", 90),
+        (120, 120),
+        (30.7, 30),
+    ],
+)
+def test_seconds_of_compose_durations(value: Any, seconds: int) -> None:
+    assert k8s.kailash_k8s_seconds(value, "nexus_stop_grace_period") == seconds
+
+
+@pytest.mark.parametrize("value", ["", "30x", "-5s", "30S", "1m 30s", "s", True, None, [30]])
+def test_malformed_durations_name_the_variable(value: Any) -> None:
+    with pytest.raises(AnsibleFilterError, match=r"^neo4j_stop_grace_period must be a duration"):
+        k8s.kailash_k8s_seconds(value, "neo4j_stop_grace_period")
+
+
+@pytest.mark.parametrize(
+    ("burst", "rps", "multiplier"),
+    [(4000, 2000, 2), ("4000", "2000", 2), (4999, 2000, 2), (100, 2000, 1), (1, 1, 1)],
+)
+def test_burst_multiplier(burst: Any, rps: Any, multiplier: int) -> None:
+    assert k8s.kailash_k8s_burst_multiplier(burst, rps) == multiplier
+
+
+@pytest.mark.parametrize(
+    ("burst", "rps", "variable"),
+    [
+        (4000, 0, "edge_rate_limit_rps"),
+        (4000, "fast", "edge_rate_limit_rps"),
+        (-1, 2000, "edge_rate_limit_burst"),
+        (True, 2000, "edge_rate_limit_burst"),
+    ],
+)
+def test_burst_multiplier_refuses_bad_rates(burst: Any, rps: Any, variable: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=rf"^{variable} must be a whole number >= 1"):
+        k8s.kailash_k8s_burst_multiplier(burst, rps)
