@@ -98,14 +98,30 @@ def pick_backend(image: str, local_available: bool) -> str:
     return "local"
 
 
+# The test containers' own bridge network. The default bridge is no use for containers
+# that talk to each other (a Redis replica of another container): the hardened daemon.json
+# sets icc false (CIS 2.2), which drops traffic between containers there; on a
+# user-defined network containers reach each other as on the stack's networks.
+NETWORK = "kailash-healthtest"
+
+
+def ensure_network() -> str:
+    if sh("docker", "network", "inspect", NETWORK, check=False).returncode != 0:
+        created = sh("docker", "network", "create", NETWORK, check=False)
+        # another session may have created it meanwhile
+        if created.returncode != 0 and "already exists" not in created.stderr:
+            raise RuntimeError(f"docker network create {NETWORK}: {created.stderr}")
+    return NETWORK
+
+
 class Container:
-    """``docker run -d`` with one port published on 127.0.0.1."""
+    """``docker run -d`` on the tests' network, with one port published on 127.0.0.1."""
 
     def __init__(self, image: str, role: str, container_port: int, args: Sequence[str] = (),
                  env: dict[str, str] | None = None) -> None:
         self.name = f"kailash-healthtest-{role}-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
-        cmd = ["docker", "run", "-d", "--name", self.name,
+        cmd = ["docker", "run", "-d", "--name", self.name, "--network", ensure_network(),
                "-p", f"127.0.0.1:{self.port}:{container_port}"]
         for key, value in (env or {}).items():
             cmd += ["-e", f"{key}={value}"]
