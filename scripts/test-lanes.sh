@@ -3,9 +3,11 @@
 # own set of Compose projects, so nothing one lane deploys is touched by the other.
 #
 #   lane day2:  tests/day2 (the default project `kailash`, one session-scoped stack) and
-#               the host suite (tests/integration/test_dev_host.py, the static catalogue check)
-#   lane stacks: tests/backup (project kailash-bk-ci) and the integration modules that
-#               deploy their own projects (kailash-it, kailash-e2e, kailash-hp)
+#               the static catalogue check (tests/integration/test_config_catalog.py)
+#   lane stacks: tests/backup (project kailash-bk-ci), the integration modules that
+#               deploy their own projects (kailash-it, kailash-e2e, kailash-hp) and the
+#               host suite (tests/integration/test_dev_host.py)
+# The lanes are balanced by their measured durations (.test-lanes/*.log, 15 slowest).
 #
 # Why not pytest-xdist --dist loadgroup: with pytest 9.2 its xdist_group markers are
 # silently ignored (xdist 3.8 renames nodeids through Item._nodeid, which pytest 9.2 no
@@ -20,9 +22,9 @@ cd "$(dirname "$0")/.."
 logs=.test-lanes
 rm -rf "$logs" && mkdir -p "$logs"
 
-LANE_DAY2=(tests/day2 tests/integration/test_dev_host.py tests/integration/test_config_catalog.py)
+LANE_DAY2=(tests/day2 tests/integration/test_config_catalog.py)
 LANE_STACKS=(tests/backup tests/integration/test_dev_stack.py tests/integration/test_app_stack.py
-             tests/integration/test_health_playbook.py)
+             tests/integration/test_health_playbook.py tests/integration/test_dev_host.py)
 
 # every module under tests/integration, tests/backup, tests/day2 must be in exactly one lane
 mapfile -t all < <(find tests/integration tests/backup tests/day2 -name 'test_*.py' | sort)

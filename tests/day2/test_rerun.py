@@ -15,7 +15,17 @@ import pytest
 import requests
 import yaml
 
-from day2lib import PROJECT, SECRETS_DIR, STACK_DIR, all_healthy, containers, deploy, docker, psql
+from day2lib import (
+    PROJECT,
+    SECRETS_DIR,
+    STACK_DIR,
+    all_healthy,
+    container_state,
+    containers,
+    deploy,
+    docker,
+    psql,
+)
 from kailash_testlib import ROOT
 
 HTTPS = yaml.safe_load((ROOT / "inventories/local/group_vars/all.yml").read_text())[
@@ -97,10 +107,25 @@ def test_a_run_that_fails_during_up_then_a_plain_rerun(default_stack) -> None:
 
 
 @pytest.mark.usefixtures("default_stack")
-def test_the_edge_serves_503_until_its_upstreams_resolve_then_recovers() -> None:
-    """With the API and WebSocket containers gone, a (re)started edge does not exit into a
-    restart loop ("host not found in upstream"): it answers 503 with Retry-After, and
-    switches to the real configuration once a plain re-run brings the app back."""
+def test_containers_broken_outside_ansible_are_healed_by_a_plain_rerun() -> None:
+    """Two breakages at once, one plain re-run heals both (one deploy: CI time).
+
+    1. The edge: with the API and WebSocket containers gone, a (re)started edge does not exit
+       into a restart loop ("host not found in upstream"): it answers 503 with Retry-After,
+       and switches to the real configuration once the re-run brings the app back.
+    2. A Docker restart: CI's machine (and a rebooted WSL2 host) starts dockerd with the
+       stack's containers already there; chromadb-server, which joins the gate's network
+       namespace, was started before the gate and failed ("cannot join network of a non
+       running container"), and the gate turned unhealthy. A plain run then failed at once,
+       its rescue too: "dependency failed to start: container kailash-chromadb-1 is
+       unhealthy". Reproduced without restarting the shared Docker engine: the same start
+       order by hand."""
+    gate, server = f"{PROJECT}-chromadb-1", f"{PROJECT}-chromadb-server-1"
+    docker("stop", "--time", "5", server, gate)
+    start = subprocess.run(["docker", "start", server], capture_output=True, text=True, check=False)
+    assert start.returncode != 0 and "cannot join network" in start.stderr, start.stderr
+    docker("start", gate)
+
     docker(
         "rm",
         "--force",
@@ -123,8 +148,14 @@ def test_the_edge_serves_503_until_its_upstreams_resolve_then_recovers() -> None
     )
     assert "serving 503 until they do" in logs.stdout + logs.stderr
 
+    # the gate: start period 30 s, then 3 failed checks 10 s apart
+    assert wait_for(lambda: container_state(gate)["health"] == "unhealthy", 120, 2), (
+        container_state(gate)
+    )
+
     run = deploy()
     assert run.rc == 0, run.output[-4000:]
+    assert "cannot join network" in run.output  # the heal step said why
     assert_fully_healthy()
 
 
