@@ -384,9 +384,17 @@ def test_site_yml_ends_with_the_health_report():
     assert run.rc == 0, run.output[-2000:]
 
 
-def test_runs_with_the_role_defaults_alone(tmp_path):
+def test_runs_with_the_role_defaults_alone(tmp_path, monkeypatch):
     """Only the inventory and role defaults, as `make deploy` runs it (no extra vars for
-    kailash_services): a project with nothing deployed reports every service as not deployed."""
+    kailash_services): a project with nothing deployed reports every service as not deployed.
+
+    The secrets come from a store of its own (KAILASH_SECRETS_DIR, the documented override):
+    the default store belongs to the day-2 lane, which runs at the same time and may be in the
+    middle of a rotation (its pending state is refused here, as it should be)."""
+    monkeypatch.setenv("KAILASH_SECRETS_DIR", str(tmp_path / "secrets"))
+    # health.yml keeps a copy of the store with the (undeployed) project's directory: start
+    # without one from an earlier run (it could record that run's state, e.g. a rotation)
+    shutil.rmtree("/opt/kailash/kailash-hp-nothing", ignore_errors=True)
     run = run_playbook("playbooks/health.yml", extra={
         "kailash_project": "kailash-hp-nothing", "kailash_health_report_dir": str(tmp_path)})
     assert run.rc == 0, run.output[-3000:]
