@@ -133,17 +133,20 @@ def snapshot_local(out: Path) -> None:
     try:
         _playbook("local", "playbooks/dev_stack.yml", LOCAL_EXTRA)
         stack = WORK / "stack" / PROJECT
+        out.mkdir(parents=True, exist_ok=True)
         for path in sorted(stack.rglob("*")):
-            if path.is_dir() or path.is_symlink():
+            if path.is_symlink():
+                continue
+            # directories too: their mode and owner are part of what the roles write
+            meta = path.stat()
+            with (out / "local.modes").open("a") as fh:
+                fh.write(f"{path.relative_to(stack)} {stat.filemode(meta.st_mode)} "
+                         f"{meta.st_uid}:{meta.st_gid}\n")
+            if path.is_dir():
                 continue
             dest = out / "local" / path.relative_to(stack)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
-            meta = path.stat()
-            modes = out / "local.modes"
-            with modes.open("a") as fh:
-                fh.write(f"{path.relative_to(stack)} {stat.filemode(meta.st_mode)} "
-                         f"{meta.st_uid}:{meta.st_gid}\n")
     finally:
         _down()
         shutil.rmtree(WORK / "stack", ignore_errors=True)
