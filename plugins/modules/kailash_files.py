@@ -52,7 +52,7 @@ options:
     type: list
     elements: dict
     default: []
-    suboptions:
+    suboptions: &kailash_files_file
       path:
         description: Absolute path.
         type: path
@@ -81,25 +81,8 @@ options:
     type: list
     elements: dict
     default: []
-    suboptions:
-      path:
-        description: Absolute path.
-        type: path
-        required: true
-      content:
-        description: The whole text of the file, written as UTF-8.
-        type: str
-        required: true
-      mode:
-        description: Octal mode as a string.
-        type: str
-        required: true
-      owner:
-        description: User name or numeric uid.
-        type: str
-      group:
-        description: Group name or numeric gid.
-        type: str
+    # the same suboptions as files (content declared no_log)
+    suboptions: *kailash_files_file
   stat:
     description:
       - Paths to look at, read-only, before anything is written; the result RV(stat) has
