@@ -350,10 +350,16 @@ def test_classify_http(stack, description, code):
     print(f"classify {description!r}: {result} in {elapsed * 1000:.0f} ms")
     again = stack.execute("classify", {"description": description.upper() + "  "}, token)
     assert again.json()["outputs"]["handler"]["result"]["cached"] is True
-    stored = stack.psql(
-        "SELECT count(*) FROM classification_results WHERE description = "
-        f"'{description}' AND code = '{code}'"
-    )
+    # stored by the API's background writer (NEXUS_RESULTS_WRITE_BEHIND): moments later
+    deadline = time.monotonic() + 15
+    while True:
+        stored = stack.psql(
+            "SELECT count(*) FROM classification_results WHERE description = "
+            f"'{description}' AND code = '{code}'"
+        )
+        if int(stored) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert int(stored) >= 1
 
 

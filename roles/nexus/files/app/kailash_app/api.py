@@ -17,6 +17,21 @@ from kailash_app import config
 log = logging.getLogger("kailash_app.api")
 
 MAX_BATCH = 10_000
+_POOL = None
+
+
+def _in_pool(fn, *args):
+    """Run a blocking datastore call in the API's own thread pool (settings().api_threads:
+    asyncio's default pool has cores + 4 threads, 6 on a 2-core host, which queued
+    concurrent classify requests behind each other's round trips)."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from kailash_app import stores
+
+        _POOL = ThreadPoolExecutor(stores.settings().api_threads, thread_name_prefix="api")
+    return asyncio.get_running_loop().run_in_executor(_POOL, fn, *args)
 
 
 class BasicToBearer:
@@ -55,7 +70,7 @@ async def classify(description: str) -> dict:
     description = str(description or "").strip()
     if not description:
         raise ValueError("description must be a non-empty string")
-    results = await asyncio.to_thread(classifier.classify_many, [description])
+    results = await _in_pool(classifier.classify_many, [description])
     return {"result": results[0]}
 
 
@@ -65,7 +80,7 @@ async def recommend(code: str) -> dict:
 
     code = str(code or "").strip()
     if stores.settings().neo4j_url:
-        related = await asyncio.to_thread(stores.neo4j_related, code)
+        related = await _in_pool(stores.neo4j_related, code)
         source = "neo4j"
     else:
         related = taxonomy.related(code)
@@ -133,6 +148,11 @@ def build_app():
         api_port=s.api_port, mcp_port=s.mcp_port, enable_durability=False,
         rate_limit=s.rate_limit if s.rate_limit > 0 else None,
     )
+    # Nexus's JWT check without BaseHTTPMiddleware's per-request cost (fastauth.py)
+    from kailash_app import fastauth
+
+    if s.plain_jwt_middleware:
+        fastauth.install(app._http_transport.gateway.app)
     # tokens of the previous JWT secret during a rotation's grace period (tokens.py)
     app.add_middleware(tokens.AcceptPreviousSecrets)
     app.add_middleware(BasicToBearer)

@@ -43,7 +43,10 @@ def classify_many(descriptions: list[str], job_id: str = "") -> list[dict]:
 
     if misses:
         vectors = [embedding.embed(descriptions[i]) for i in misses]
-        hits = stores.chroma().query(vectors, n=1)
+        if len(vectors) == 1 and not job_id:  # one API request: share a query under load
+            hits = [stores.chroma_nearest(vectors[0])]
+        else:
+            hits = stores.chroma().query(vectors, n=1)
         fresh = {}
         for i, neighbours in zip(misses, hits, strict=True):
             meta, distance = neighbours[0]
@@ -64,7 +67,7 @@ def classify_many(descriptions: list[str], job_id: str = "") -> list[dict]:
         {"id": uuid.uuid4().hex, "description": d[:2000], "code": r["code"],
          "title": r["title"], "score": r["score"], "cached": r["cached"], "job_id": job_id}
         for d, r in zip(descriptions, results, strict=True)
-    ])
+    ], wait=bool(job_id))
     return results  # type: ignore[return-value]
 
 

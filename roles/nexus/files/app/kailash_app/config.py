@@ -112,6 +112,14 @@ class Settings:
     neo4j_password: str = field(default="", repr=False)
     worker_concurrency: int = 2
     rate_limit: int = 0
+    # the API's thread pool for datastore calls (asyncio's default is cores + 4)
+    api_threads: int = 32
+    # most concurrent requests' ChromaDB queries sent as one (1 = one query each)
+    chroma_query_batch: int = 32
+    # the API stores classify results from a background writer (batch jobs never do)
+    results_write_behind: bool = True
+    # Nexus's JWT check as plain ASGI (fastauth.py); false = Nexus's middleware as it is
+    plain_jwt_middleware: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -141,6 +149,12 @@ class Settings:
             neo4j_password=read_secret("NEO4J_PASSWORD") if e("NEO4J_URL", "").strip() else "",
             worker_concurrency=env_int("NEXUS_WORKER_CONCURRENCY", 2),
             rate_limit=env_int("NEXUS_RATE_LIMIT", 0),
+            api_threads=max(1, env_int("NEXUS_API_THREADS", 32)),
+            chroma_query_batch=max(1, env_int("NEXUS_CHROMA_QUERY_BATCH", 32)),
+            results_write_behind=e("NEXUS_RESULTS_WRITE_BEHIND", "true").lower()
+            in ("1", "true", "yes"),
+            plain_jwt_middleware=e("NEXUS_PLAIN_JWT_MIDDLEWARE", "true").lower()
+            in ("1", "true", "yes"),
         )
 
     def current_pg_password(self) -> str:

@@ -105,11 +105,36 @@ def dataflow():
         return db
 
 
-def save_results(rows: list[dict]) -> None:
-    """Store classification results through DataFlow (one bulk insert)."""
+def save_results(rows: list[dict], wait: bool = True) -> None:
+    """Store classification results through DataFlow (one bulk insert).
+
+    ``wait=False`` (the API's classify; settings().results_write_behind): hand the rows to
+    the background writer, which stores what concurrent requests queued in one bulk insert
+    (batching.WriteBehind). Batch jobs always wait: job_status reads their rows back.
+    """
     if not rows:
         return
+    if not wait and settings().results_write_behind:
+        results_writer().put(rows)
+        return
+    _save_results_now(rows)
 
+
+def results_writer():
+    """The process's background writer of classification results (flushed at exit)."""
+    with _lock:
+        if "results_writer" not in _clients:
+            import atexit
+
+            from kailash_app import batching
+
+            writer = batching.WriteBehind("results-writer", _save_results_now)
+            atexit.register(writer.flush, 10.0)
+            _clients["results_writer"] = writer
+        return _clients["results_writer"]
+
+
+def _save_results_now(rows: list[dict]) -> None:
     def save() -> None:
         express = dataflow().express_sync
         if len(rows) == 1:
@@ -209,6 +234,23 @@ def chroma() -> Chroma:
         if "chroma" not in _clients:
             _clients["chroma"] = Chroma(settings())
         return _clients["chroma"]
+
+
+def chroma_nearest(vector: list[float]) -> list[tuple[dict, float]]:
+    """The nearest neighbour of one vector; concurrent callers of this process share one
+    ChromaDB query (batching.Coalescer, settings().chroma_query_batch at most)."""
+    s = settings()
+    if s.chroma_query_batch <= 1:
+        return chroma().query([vector], n=1)[0]
+    with _lock:
+        if "chroma_coalescer" not in _clients:
+            from kailash_app import batching
+
+            _clients["chroma_coalescer"] = batching.Coalescer(
+                "chroma-query", lambda vectors: chroma().query(vectors, n=1),
+                workers=2, max_batch=s.chroma_query_batch)
+        coalescer = _clients["chroma_coalescer"]
+    return coalescer(vector)
 
 
 # --------------------------------------------------------------------------- Neo4j

@@ -81,6 +81,9 @@ class AcceptPreviousSecrets:
         self.app = app
         self.secret = secret or config.jwt_secret()
         self.previous = config.jwt_previous_secrets() if previous is None else previous
+        # tokens already seen signed with the current secret: never re-signed, whatever
+        # the time (an expired one stays refused by Nexus), so the check runs once each
+        self._current: set[bytes] = set()
 
     async def __call__(self, scope, receive, send):
         if self.previous and scope["type"] in ("http", "websocket"):
@@ -88,10 +91,25 @@ class AcceptPreviousSecrets:
             headers = scope.get("headers") or []
             for i, (name, value) in enumerate(headers):
                 if old and name == b"authorization" and value[:7].lower() == b"bearer ":
+                    if value in self._current:
+                        break
                     token = resign_previous(value[7:].strip().decode("latin-1"), self.secret, old)
+                    if token is None and self._signed_now(value):
+                        if len(self._current) >= 4096:
+                            self._current.clear()
+                        self._current.add(value)
                     if token:
                         headers = list(headers)
                         headers[i] = (name, b"Bearer " + token.encode("ascii"))
                         scope = dict(scope, headers=headers)
                     break
         await self.app(scope, receive, send)
+
+    def _signed_now(self, value: bytes) -> bool:
+        try:
+            jwt.decode(value[7:].strip().decode("latin-1"), self.secret, algorithms=["HS256"],
+                       options={"verify_exp": False, "verify_nbf": False,
+                                "verify_iat": False})
+        except jwt.InvalidTokenError:
+            return False
+        return True
