@@ -331,8 +331,10 @@ def kailash_k8s_quota(settings: Any, plan: Any) -> dict[str, str]:
         items.append({"count": count, **_resources(settings, workload["prefix"])})
         pods += count
     for datastore in datastores:
-        items += [{"count": 1, **_resources(settings, p)} for p in datastore["containers"]]
-        pods += 1
+        # one pod, or a Deployment's replicas plus its surge pod ("pods", e.g. PgBouncer)
+        count = int(datastore.get("pods", 1))
+        items += [{"count": count, **_resources(settings, p)} for p in datastore["containers"]]
+        pods += count
     items.append({"count": int(ops["jobs"]), **_resources(settings, ops["prefix"])})
     pods += int(ops["jobs"])
     return {

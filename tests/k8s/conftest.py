@@ -217,6 +217,7 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
             "neo4j",
             "kailash/nexus-ops",
             "kailash/nexus-app",
+            "kailash/pgbouncer",
         ]
     }
     specs = {"production": {}, "staging": {"kailash_k8s_image_digests": digests}}

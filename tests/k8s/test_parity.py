@@ -95,6 +95,33 @@ def test_chromadb_configs_are_the_dev_stacks(k8s: Session, prod) -> None:
     assert "include /run/secrets/chromadb_gate_token;" in cm["nginx.conf"]
 
 
+def test_pgbouncer_ini_and_userlist_are_the_dev_stacks(k8s: Session, prod) -> None:
+    cm = prod.generated("ConfigMap", "pgbouncer-config")["data"]
+    assert cm["pgbouncer.ini"].rstrip("\n") == k8s.dev_plan["pgbouncer.ini"].rstrip("\n")
+    users = _secret(k8s, "pgbouncer-userlist", "userlist.txt")
+    assert users.rstrip("\n") == k8s.dev_plan["pgbouncer/userlist.txt"].rstrip("\n")
+    settings = _settings(cm["pgbouncer.ini"], "=")
+    # production: 2 replicas within max_connections 200 - 3 superuser slots - 10 for admin
+    assert settings["pool_mode"] == "session"
+    assert settings["auth_type"] == "scram-sha-256"
+    assert int(settings["default_pool_size"]) == 84 and int(settings["reserve_pool_size"]) == 9
+    assert 2 * int(settings["max_db_connections"]) <= 200 - 3 - 10
+    # the app reaches PostgreSQL through it; PostgreSQL admits PgBouncer, not the app
+    env = prod.generated("ConfigMap", "nexus-config")["data"]
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"]) == ("pgbouncer", "6432")
+    policy = prod.get("NetworkPolicy", "postgresql-ingress")["spec"]["ingress"][0]["from"]
+    assert {"app.kubernetes.io/name": "pgbouncer"}.items() <= policy[0]["podSelector"][
+        "matchLabels"
+    ].items()
+    assert not any(
+        f.get("podSelector", {}).get("matchLabels", {}).get("kailash.io/tier") == "app"
+        for f in policy
+    )
+    pgb = prod.get("NetworkPolicy", "pgbouncer-ingress")["spec"]["ingress"]
+    assert pgb == [{"from": [{"podSelector": {"matchLabels": {"kailash.io/tier": "app"}}}],
+                    "ports": [{"protocol": "TCP", "port": 6432}]}]
+
+
 def test_neo4j_settings_are_the_dev_stacks(k8s: Session, prod) -> None:
     cm = prod.generated("ConfigMap", "neo4j-env")["data"]
     dev = _env(k8s.dev_plan["neo4j.env"])

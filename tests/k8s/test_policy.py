@@ -198,6 +198,11 @@ def test_app_rollouts_have_no_downtime(render: Render) -> None:
         assert spec["priorityClassName"] in {
             p["metadata"]["name"] for p in render.objects("PriorityClass")
         }
+        if pod_labels(dep).get("kailash.io/tier") != "app":
+            # PgBouncer: no autoscaler, its pools are sized per replica (roles/pgbouncer)
+            assert not [h for h in render.objects("HorizontalPodAutoscaler")
+                        if h["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]]
+            continue
         hpa = render.get("HorizontalPodAutoscaler", dep["metadata"]["name"])
         assert hpa["spec"]["minReplicas"] == dep["spec"]["replicas"] <= hpa["spec"]["maxReplicas"]
 

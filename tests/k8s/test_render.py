@@ -19,12 +19,18 @@ BASE_FILES = [
     "redis.yaml",
     "chromadb.yaml",
     "neo4j.yaml",
+    "pgbouncer.yaml",
     "nexus.yaml",
     "ingress.yaml",
     "networkpolicies.yaml",
     "ops.yaml",
 ]
-SECRET_FILES = ["secrets.env", "secrets/users.conf", "secrets/chromadb_gate_token"]
+SECRET_FILES = [
+    "secrets.env",
+    "secrets/users.conf",
+    "secrets/chromadb_gate_token",
+    "secrets/pgbouncer_userlist.txt",
+]
 
 
 def _gitignored(rel: str) -> bool:
