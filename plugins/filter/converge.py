@@ -1,0 +1,129 @@
+"""Filters that let a converge skip module runs whose outcome is already known.
+
+They run in the controller's process and read the control node's files (a module run
+costs 0.3-0.5 s; a re-run of the dev stack that changes nothing ran dozens of them).
+
+``kailash_build_context(path)`` lists a build context on the control node the way the
+``ansible.builtin.find`` task it replaces did (``recurse: true``, ``file_type: file``,
+``hidden: true``, ``excludes: ["*.pyc", "*.md"]``, ``get_checksum: true``): every regular
+file under ``path`` (symbolic links are not followed nor listed), except those whose name
+matches an excluded pattern, as sorted ``[path relative to the context, SHA-1 of its
+content]`` pairs. The recipe label of a service image is a hash of that list, so the
+result must stay exactly what the find task gave (images built before keep their recipe).
+
+``kailash_local_digest(paths)`` is the state of files and directories on the control node:
+for each path its type, mode, owner, group and the SHA-256 of a file's content, or
+``None`` when it does not exist. roles/edge/tasks/tls.yml compares it with the state its
+certificate checks left last time (``kailash_local_read`` reads that note, ``""`` when
+there is none).
+
+``kailash_local_stat(paths)`` is what ``kailash_files``' ``stat`` option returns (exists,
+isreg, SHA-256 checksum), plus ``isdir`` and ``mode``, for the control node's files, read in
+the controller's process: roles/kailash_secrets looks at its store this way.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+from collections.abc import Sequence
+from typing import Any
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - unit tests without Ansible
+    AnsibleFilterError = ValueError  # type: ignore[misc,assignment]
+
+CONTEXT_EXCLUDES = ("*.pyc", "*.md")
+
+
+def _sha1(path: str) -> str:
+    digest = hashlib.sha1()  # noqa: S324 - a content fingerprint, as find's get_checksum
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def kailash_build_context(path: str, excludes: Sequence[str] = CONTEXT_EXCLUDES) -> list[list[str]]:
+    """Sorted [relative path, sha1] of every regular file of a build context."""
+    root = os.path.normpath(str(path))
+    if not os.path.isdir(root):
+        raise AnsibleFilterError(f"kailash_build_context: {path!r} is not a directory")
+    out: list[list[str]] = []
+    for top, dirs, files in os.walk(root, followlinks=False):
+        for name in files + dirs:
+            full = os.path.normpath(os.path.join(top, name))
+            if not stat.S_ISREG(os.lstat(full).st_mode):
+                continue
+            if any(fnmatch.fnmatch(name, pattern) for pattern in excludes):
+                continue
+            out.append([os.path.relpath(full, root), _sha1(full)])
+    return sorted(out)
+
+
+def kailash_local_digest(paths: list[str]) -> list[list[Any]]:
+    """[path, type, mode, uid, gid, sha256 of a file's content] per path; [path, None] if absent."""
+    out: list[list[Any]] = []
+    for path in paths:
+        try:
+            meta = os.lstat(path)
+            content = None
+            if stat.S_ISREG(meta.st_mode):
+                with open(path, "rb") as fh:
+                    content = hashlib.sha256(fh.read()).hexdigest()
+        except FileNotFoundError:
+            out.append([path, None])
+            continue
+        except OSError as err:  # unreadable: never equal to a state noted before
+            out.append([path, f"error {err.errno}"])
+            continue
+        out.append([path, stat.S_IFMT(meta.st_mode), stat.S_IMODE(meta.st_mode), meta.st_uid,
+                    meta.st_gid, content])
+    return out
+
+
+def kailash_local_stat(paths: list[str]) -> dict[str, dict[str, Any]]:
+    """Per path what kailash_files' stat option returns, plus isdir and mode ("0700")."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        try:
+            meta = os.stat(path)
+        except FileNotFoundError:
+            out[path] = {"exists": False, "checksum": None, "isreg": False, "isdir": False,
+                         "mode": None}
+            continue
+        checksum = None
+        if stat.S_ISREG(meta.st_mode):
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 16), b""):
+                    digest.update(block)
+            checksum = digest.hexdigest()
+        out[path] = {"exists": True, "checksum": checksum, "isreg": stat.S_ISREG(meta.st_mode),
+                     "isdir": stat.S_ISDIR(meta.st_mode),
+                     "mode": f"{stat.S_IMODE(meta.st_mode):04o}"}
+    return out
+
+
+def kailash_local_read(path: str) -> str:
+    """The text of a file on the control node, "" when it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+class FilterModule:
+    """Ansible filter plugin entry point."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "kailash_build_context": kailash_build_context,
+            "kailash_local_digest": kailash_local_digest,
+            "kailash_local_read": kailash_local_read,
+            "kailash_local_stat": kailash_local_stat,
+        }
