@@ -91,6 +91,13 @@ options:
     type: list
     elements: path
     default: []
+  stat_checksum:
+    description:
+      - The hash function of the checksums of O(stat) (V(sha1) as C(ansible.builtin.stat)
+        computes by default, for a recipe hash that was made of those).
+    type: str
+    choices: [sha256, sha1]
+    default: sha256
 attributes:
   check_mode:
     support: full
@@ -132,7 +139,7 @@ RETURN = r"""
 stat:
   description:
     - For each path of O(stat), whether it exists, whether it is a regular file, and the
-      SHA-256 of its content (null unless a regular file).
+      SHA-256 (or O(stat_checksum)) of its content (null unless a regular file).
   returned: always
   type: dict
   sample:
@@ -287,14 +294,14 @@ def _ensure_file(module, spec, changed, diffs, secret: bool = False) -> None:
         raise
 
 
-def _stat(path: str) -> dict:
+def _stat(path: str, algorithm: str = "sha256") -> dict:
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return {"exists": False, "checksum": None, "isreg": False}
     if not stat.S_ISREG(st.st_mode):
         return {"exists": True, "checksum": None, "isreg": False}
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 16), b""):
             digest.update(block)
@@ -331,13 +338,15 @@ def main() -> None:
                             "content": {"type": "str", "required": True, "no_log": True}},
             },
             "stat": {"type": "list", "elements": "path", "default": []},
+            "stat_checksum": {"type": "str", "choices": ["sha256", "sha1"], "default": "sha256"},
         },
         supports_check_mode=True,
     )
     changed: list[str] = []
     diffs: list[dict] = []
     try:
-        stats = {path: _stat(path) for path in module.params["stat"]}
+        algorithm = module.params["stat_checksum"]
+        stats = {path: _stat(path, algorithm) for path in module.params["stat"]}
         for spec in module.params["directories"]:
             _ensure_directory(module, spec, changed, diffs)
         for spec in module.params["files"]:

@@ -119,3 +119,11 @@ def test_stat_reports_existence_and_sha256_before_writing(tmp_path: Path, capsys
     assert out["stat"][str(missing)] == {"exists": False, "checksum": None, "isreg": False}
     assert out["stat"][str(tmp_path)]["isreg"] is False
     assert missing.read_text() == "k"  # written after the stat
+
+
+def test_stat_checksum_sha1_as_the_stat_module_computes(tmp_path: Path, capsys) -> None:
+    present = tmp_path / "ca-certificates.crt"
+    present.write_bytes(b"PEM\n")
+    out = run(capsys, stat=[str(present)], stat_checksum="sha1")
+    assert out["stat"][str(present)]["checksum"] == hashlib.sha1(b"PEM\n").hexdigest()  # noqa: S324
+    assert out["changed"] is False
