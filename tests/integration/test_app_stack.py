@@ -40,7 +40,7 @@ CA = SECRETS / "edge" / "ca.crt"
 HTTPS, HTTP = 9443, 9080
 BASE = {
     "kailash_project": PROJECT,
-    "kailash_services": ["postgresql", "redis", "chromadb", "nexus", "edge"],
+    "kailash_services": ["postgresql", "pgbouncer", "redis", "chromadb", "nexus", "edge"],
     "kailash_stack_root": str(WORK / "stack"),
     "kailash_secrets_dir": str(SECRETS),
     "kailash_publish_datastores": False,
@@ -123,7 +123,8 @@ def test_every_container_is_healthy_with_the_planned_replicas(stack: PlaybookRun
         by_service.setdefault(row["Service"], []).append(row)
     assert {s: len(c) for s, c in by_service.items() if s.startswith("nexus")} == {
         "nexus-api": 2, "nexus-websocket": 1, "nexus-worker": 2}
-    assert set(by_service) >= {"postgresql", "redis", "chromadb", "chromadb-server", "edge"}
+    assert set(by_service) >= {"postgresql", "pgbouncer", "redis", "chromadb", "chromadb-server",
+                               "edge"}
     unhealthy = [(r["Name"], r["Status"]) for r in rows if "(healthy)" not in r["Status"]]
     assert not unhealthy
     assert f"{URL}" in stack.output or str(HTTPS) in stack.output  # the report names the URL
@@ -142,7 +143,7 @@ def test_only_nginx_is_published_and_mcp_never(stack: PlaybookRun) -> None:
 
 def test_app_containers_are_hardened(stack: PlaybookRun) -> None:
     for name in (api_container(), f"{PROJECT}-nexus-worker-1", f"{PROJECT}-nexus-websocket-1",
-                 f"{PROJECT}-edge-1"):
+                 f"{PROJECT}-edge-1", f"{PROJECT}-pgbouncer-1"):
         info = json.loads(docker("inspect", name))[0]
         host = info["HostConfig"]
         assert host["ReadonlyRootfs"] is True, name
@@ -343,14 +344,50 @@ def test_redeploy_changes_nothing_and_keeps_the_data(stack: PlaybookRun) -> None
     assert resp.status_code == 200
 
 
+def _data_ip(container: str) -> str:
+    nets = json.loads(docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", container))
+    return nets[f"{PROJECT}_data"]["IPAddress"]
+
+
+def test_the_app_reaches_postgresql_through_pgbouncer(stack: PlaybookRun) -> None:
+    """Every app connection arrives at PostgreSQL from PgBouncer's address (application_name
+    "<app's name> - <app container>:<port>"), and PgBouncer lists the app containers as its
+    clients; PostgreSQL itself sees no app container. Session pooling, as the defaults say."""
+    env = dict(e.split("=", 1) for e in json.loads(docker("inspect", api_container()))[0]
+               ["Config"]["Env"])
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"]) == ("pgbouncer", "6432")
+    tok = token()
+    for i in range(5):  # real traffic: classifications stored in PostgreSQL
+        assert execute("classify", {"description": f"{DESCRIPTION} {i}"}, tok).status_code == 200
+    pgbouncer_ip = _data_ip(f"{PROJECT}-pgbouncer-1")
+    app_ips = {_data_ip(r["Name"]) for r in containers() if r["Service"].startswith("nexus-")}
+    rows = [line.split("|") for line in psql(
+        "SELECT host(client_addr), application_name FROM pg_stat_activity"
+        " WHERE backend_type = 'client backend' AND client_addr IS NOT NULL").splitlines()]
+    assert rows and {addr for addr, _ in rows} == {pgbouncer_ip}, rows
+    via = {name.rsplit(" - ", 1)[1].split(":")[0] for _, name in rows if " - " in name}
+    assert via and via <= app_ips, (via, app_ips)
+    password = yaml.safe_load((SECRETS / "secrets.yml").read_text())["postgresql_password"]
+    clients = docker("exec", "-e", f"PGPASSWORD={password}", f"{PROJECT}-pgbouncer-1", "psql",
+                     "-h", "/tmp", "-p", "6432", "-U", "kailash_user", "-d", "pgbouncer", "-At",
+                     "-F", "|", "-c", "SHOW CLIENTS")
+    addrs = {line.split("|")[4] for line in clients.splitlines() if line.startswith("C|")}
+    api_ips = {_data_ip(r["Name"]) for r in containers() if r["Service"] == "nexus-api"}
+    assert api_ips <= addrs and addrs - {"unix"} <= app_ips, (addrs, app_ips)
+    config = docker("exec", f"{PROJECT}-pgbouncer-1", "cat", "/etc/pgbouncer/pgbouncer.ini")
+    assert "pool_mode = session" in config and "auth_type = scram-sha-256" in config
+
+
 def test_health_report_covers_the_app_and_the_edge(stack: PlaybookRun) -> None:
     run = run_playbook("playbooks/health.yml", extra={
         **BASE, "kailash_health_report_dir": str(WORK / "reports")})
     assert run.rc == 0, run.output[-3000:]
     report = json.loads((WORK / "reports" / f"health-{PROJECT}.json").read_text())
     status = {s["service"]: s["status"] for s in report["services"]}
-    assert status == {"postgresql": "up", "redis": "up", "chromadb": "up", "nexus": "up",
-                      "edge": "up"}
+    assert status == {"postgresql": "up", "pgbouncer": "up", "redis": "up", "chromadb": "up",
+                      "nexus": "up", "edge": "up"}
+    pgbouncer = next(s for s in report["services"] if s["service"] == "pgbouncer")
+    assert pgbouncer["version"].startswith("PgBouncer 1.18"), pgbouncer
 
 
 def test_readiness_names_a_datastore_that_is_down(stack: PlaybookRun) -> None:
@@ -377,6 +414,11 @@ def test_readiness_names_a_datastore_that_is_down(stack: PlaybookRun) -> None:
     ({"nexus_image": "example.invalid/no-such-app:1.0"}, "nexus_image"),
     ({"nexus_jwt_secret": "too-short-for-a-jwt-secret"}, "nexus_jwt_secret"),
     ({"nexus_api_replicas": 0}, "nexus_api_replicas"),
+    # pools larger than PostgreSQL's max_connections: refused in the plan phase
+    ({"pgbouncer_default_pool_size": 500}, "pgbouncer_default_pool_size (500)"),
+    ({"nexus_dataflow_pool_size": 40}, "nexus_dataflow_pool_size 40"),
+    # refused by PgBouncer's own binary (a throwaway PgBouncer on the rendered file)
+    ({"pgbouncer_settings": {"max_client_conn": "lots"}}, "pgbouncer_settings.max_client_conn"),
 ])
 def test_bad_input_is_refused_before_any_change(stack: PlaybookRun, extra: dict,
                                                 names: str) -> None:
