@@ -187,6 +187,16 @@ def test_protected_routes_need_a_token(stack: PlaybookRun) -> None:
     assert resp.status_code == 401, resp.text
     forged = execute("classify", {"description": DESCRIPTION}, "e30.e30.AAAA")
     assert forged.status_code == 401, forged.text
+    # the app's plain-ASGI JWT check (kailash_app/fastauth.py) hands every refusal to
+    # Nexus's own middleware: its answers, for an expired token and another secret's
+    expired = docker("exec", api_container(), "kailash-app", "token", "--sub", "e2e",
+                     "--ttl=-60")
+    resp = execute("classify", {"description": DESCRIPTION}, expired)
+    assert resp.status_code == 401 and resp.json()["error"] == "token_expired", resp.text
+    other = docker("exec", api_container(), "python", "-c",
+                   "from kailash_app import tokens; print(tokens.issue('e2e', secret='x' * 40))")
+    resp = execute("classify", {"description": DESCRIPTION}, other)
+    assert resp.status_code == 401 and resp.json()["error"] == "invalid_token", resp.text
 
 
 def test_request_size_limit(stack: PlaybookRun) -> None:
@@ -267,9 +277,13 @@ def test_one_classification_same_over_api_cli_and_mcp(stack: PlaybookRun) -> Non
     assert cli.get("code") == api["code"], cli
     mcp = mcp_call("classify", {"description": DESCRIPTION})
     assert mcp["code"] == api["code"], mcp
-    # every classification is stored in PostgreSQL (through DataFlow)
-    stored = psql("SELECT count(*) FROM classification_results")
-    assert int(stored) >= 3
+    # every classification is stored in PostgreSQL (through DataFlow), by the API's
+    # background writer (nexus_results_write_behind): moments after the answers
+    deadline = time.monotonic() + 15
+    while (stored := int(psql("SELECT count(*) FROM classification_results"))) < 3 \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stored >= 3
 
 
 def test_official_mcp_sdk_client_initializes_lists_and_calls_classify(
