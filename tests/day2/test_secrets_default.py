@@ -259,8 +259,9 @@ def redis_ok(user: str, password: str) -> bool:
 
 
 def app_ids() -> dict[str, str]:
+    """The app's containers and PgBouncer's (its user list is reloaded, not recreated)."""
     return {r["Name"]: container_state(r["Name"])["id"] for r in containers()
-            if r["Service"].startswith("nexus-")}
+            if r["Service"].startswith("nexus-") or r["Service"] == "pgbouncer"}
 
 
 def test_rotation_under_load_loses_no_request(healthy_after):
@@ -312,7 +313,9 @@ def test_rotation_under_load_loses_no_request(healthy_after):
     assert all_healthy(), containers()
 
     # the next plain deploy keeps the app containers the rotation started (same definitions)
+    # and the PgBouncer that reloaded its user list
     ids = app_ids()
+    assert any("pgbouncer" in name for name in ids), ids
     run = deploy()
     assert run.rc == 0, run.output[-4000:]
     assert app_ids() == ids
