@@ -48,6 +48,7 @@ PIDS_VARIABLES = {
     "nexus-websocket": ("nexus", "nexus_websocket_pids_limit"),
     "nexus-worker": ("nexus", "nexus_worker_pids_limit"),
     "edge": ("edge", "edge_pids_limit"),
+    "pgbouncer": ("pgbouncer", "pgbouncer_pids_limit"),
 }
 # the images this project builds (roles/*/files/**/Dockerfile); the base image is a root
 # filesystem with no service to check (docs/security.md)

@@ -400,5 +400,5 @@ def test_runs_with_the_role_defaults_alone(tmp_path, monkeypatch):
     assert run.rc == 0, run.output[-3000:]
     report = json.loads((tmp_path / "health-kailash-hp-nothing.json").read_text())
     statuses = {s["service"]: s["status"] for s in report["services"]}
-    assert statuses == dict.fromkeys(["postgresql", "redis", "chromadb", "neo4j", "nexus", "edge"],
-                                     "not deployed")
+    services = ["postgresql", "pgbouncer", "redis", "chromadb", "neo4j", "nexus", "edge"]
+    assert statuses == dict.fromkeys(services, "not deployed")
