@@ -27,6 +27,17 @@ from typing import Any
 log = logging.getLogger("kailash_app.batching")
 
 
+def _take(q: queue.SimpleQueue, max_batch: int) -> list:
+    """Wait for one item, then take whatever else is queued right now (max_batch in all)."""
+    batch = [q.get()]
+    while len(batch) < max_batch:
+        try:
+            batch.append(q.get_nowait())
+        except queue.Empty:
+            break
+    return batch
+
+
 class Coalescer:
     """``coalescer(item)`` -> ``fn([item, ...])[i]``, concurrent callers sharing calls."""
 
@@ -46,18 +57,9 @@ class Coalescer:
         self.q.put((item, fut))
         return fut.result(timeout)
 
-    def _take(self) -> list[tuple[Any, Future]]:
-        batch = [self.q.get()]
-        while len(batch) < self.max_batch:
-            try:
-                batch.append(self.q.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
     def _run(self) -> None:
         while True:
-            batch = self._take()
+            batch = _take(self.q, self.max_batch)
             try:
                 results = self.fn([item for item, _ in batch])
                 if len(results) != len(batch):
@@ -99,12 +101,7 @@ class WriteBehind:
 
     def _run(self) -> None:
         while True:
-            batch = [self.q.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self.q.get_nowait())
-                except queue.Empty:
-                    break
+            batch = _take(self.q, self.max_batch)
             try:
                 self.fn(batch)
                 self.written += len(batch)
