@@ -117,12 +117,67 @@ def kailash_local_read(path: str) -> str:
         return ""
 
 
+
+def kailash_find_meta(text: str) -> dict[str, dict[str, Any]]:
+    """path -> {type, mode, uid, gid} from ``find -printf '%y %m %U %G %p\\n'`` output."""
+    out: dict[str, dict[str, Any]] = {}
+    for line in (text or "").splitlines():
+        parts = line.split(" ", 4)
+        if len(parts) != 5 or not parts[4].startswith("/"):
+            continue
+        kind, mode, uid, gid, path = parts
+        try:
+            out[path] = {"type": kind, "mode": int(mode, 8), "uid": int(uid), "gid": int(gid)}
+        except ValueError:
+            continue
+    return out
+
+
+def _meta_matches(now: dict[str, Any] | None, kind: str, spec: dict[str, Any]) -> bool:
+    if not now or now["type"] != kind or now["mode"] != int(str(spec["mode"]), 8):
+        return False
+    for key, field in (("owner", "uid"), ("group", "gid")):
+        want = spec.get(key)
+        if want in (None, ""):
+            continue
+        # a name would need the Docker host's user database: not known here, not current
+        if not str(want).isdigit() or int(want) != now[field]:
+            return False
+    return True
+
+
+def kailash_files_current(live_meta: dict[str, Any], live_sums: dict[str, str],
+                          spec: dict[str, Any]) -> bool:
+    """True when a kailash_files task would change nothing, per what preflight read.
+
+    ``spec`` is the task's arguments (directories, files, secret_files). ``live_meta``
+    (kailash_find_meta) and ``live_sums`` (path -> SHA-256) describe the
+    stack directory before any role wrote to it. Every directory must exist with its mode
+    (and numeric owner and group when given), every file must have the SHA-256 of its
+    content, its mode and ownership. Anything unknown (a path outside what was read, an
+    owner given by name) is not current: the task then runs and decides itself.
+    """
+    if not live_meta or set(spec) - {"directories", "files", "secret_files"}:
+        return False
+    for item in spec.get("directories") or ():
+        if not _meta_matches(live_meta.get(item["path"]), "d", item):
+            return False
+    for item in list(spec.get("files") or ()) + list(spec.get("secret_files") or ()):
+        if not _meta_matches(live_meta.get(item["path"]), "f", item):
+            return False
+        digest = hashlib.sha256(str(item["content"]).encode("utf-8")).hexdigest()
+        if live_sums.get(item["path"]) != digest:
+            return False
+    return True
+
 class FilterModule:
     """Ansible filter plugin entry point."""
 
     def filters(self) -> dict[str, Any]:
         return {
             "kailash_build_context": kailash_build_context,
+            "kailash_files_current": kailash_files_current,
+            "kailash_find_meta": kailash_find_meta,
             "kailash_local_digest": kailash_local_digest,
             "kailash_local_read": kailash_local_read,
             "kailash_local_stat": kailash_local_stat,

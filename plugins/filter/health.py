@@ -190,8 +190,12 @@ def kailash_health_releases(reads: Any) -> dict[str, str]:
     """service -> release from the registered release commands (rc 0 only, output trimmed).
 
     ``reads`` is the registered loop result (``{results: [...]}``) or its list; each
-    result's ``item`` is one entry of ``kailash_health_release_reads``.
+    result's ``item`` is one entry of ``kailash_health_release_reads``. Or the
+    ``commands`` of a ``kailash_read`` run: service -> ``{rc, stdout}``.
     """
+    if isinstance(reads, Mapping) and "results" not in reads:
+        return {service: str(out.get("stdout", "")).strip() for service, out in reads.items()
+                if isinstance(out, Mapping) and out.get("rc", 1) == 0}
     items = reads.get("results", []) if isinstance(reads, Mapping) else reads or []
     return {r["item"]["service"]: str(r.get("stdout", "")).strip()
             for r in items if r.get("rc", 1) == 0 and "item" in r}

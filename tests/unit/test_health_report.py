@@ -267,6 +267,11 @@ def test_release_commands_only_for_an_answering_service_with_its_container() -> 
     assert health.kailash_health_releases({"results": [
         {"item": reads[0], "failed": True, "msg": "no such container"}]}) == {}
     assert health.kailash_health_releases({"results": [], "skipped": True}) == {}
+    # the commands of one kailash_read run (health.yml): service -> {rc, stdout}
+    reads = {"chromadb": {"rc": 0, "stdout": "1.5.9"},
+             "pgbouncer": {"rc": 1, "stdout": "no such container"}}
+    assert health.kailash_health_releases(reads) == {"chromadb": "1.5.9"}
+    assert health.kailash_health_releases({}) == {}
 
 
 def test_a_hook_without_a_host_and_no_container_is_down_not_a_crash() -> None:
