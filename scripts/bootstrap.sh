@@ -60,6 +60,16 @@ else
 fi
 
 # Collections: "Nothing to do" offline when the ansible bundle meets requirements.yml.
-"$VENV/bin/ansible-galaxy" collection install -r requirements.yml -p .ansible/collections >/dev/null \
-  || { echo "bootstrap: requirements.yml collections are not satisfied by the ansible bundle and Galaxy is unreachable" >&2; exit 1; }
-echo "bootstrap: $("$VENV/bin/ansible" --version | sed -n 1p), collections satisfied"
+# Checked once per venv and requirements.yml (ansible-galaxy takes a second or two, and
+# `make deploy` runs this every time).
+cstamp=$VENV/.kailash-collections
+cwant=$(cat "$stamp" requirements.yml | sha1sum | cut -c1-12)
+if [ "$(cat "$cstamp" 2>/dev/null)" = "$cwant" ] && [ -d .ansible/collections ]; then
+  echo "bootstrap: $VENV and collections as checked before (requirements unchanged)"
+else
+  "$VENV/bin/ansible-galaxy" collection install -r requirements.yml -p .ansible/collections >/dev/null \
+    || { echo "bootstrap: requirements.yml collections are not satisfied by the ansible bundle and Galaxy is unreachable" >&2; exit 1; }
+  mkdir -p .ansible/collections
+  echo "$cwant" > "$cstamp"
+  echo "bootstrap: $("$VENV/bin/ansible" --version | sed -n 1p), collections satisfied"
+fi
