@@ -170,12 +170,19 @@ def kailash_files_current(live_meta: dict[str, Any], live_sums: dict[str, str],
             return False
     return True
 
+
+def kailash_controller_uid(_: Any = None) -> int:
+    """The control node's user id (inventories/local: root needs no sudo)."""
+    return os.getuid()
+
+
 class FilterModule:
     """Ansible filter plugin entry point."""
 
     def filters(self) -> dict[str, Any]:
         return {
             "kailash_build_context": kailash_build_context,
+            "kailash_controller_uid": kailash_controller_uid,
             "kailash_files_current": kailash_files_current,
             "kailash_find_meta": kailash_find_meta,
             "kailash_local_digest": kailash_local_digest,

@@ -197,3 +197,9 @@ def test_files_current_agrees_with_kailash_files(tmp_path: Path, capsys) -> None
     meta, sums = live_state(tmp_path)
     assert not converge.kailash_files_current(meta, sums, spec)
     assert run(kailash_files, capsys, **spec)["changed"]
+
+
+def test_controller_uid_is_this_process_uid() -> None:
+    """inventories/local becomes root only when the control node's user is not root."""
+    assert converge.kailash_controller_uid() == os.getuid()
+    assert converge.kailash_controller_uid(None) == os.getuid()
