@@ -32,7 +32,7 @@ WORK = Path("/tmp/kailash-mon-it")
 STACK_DIR = WORK / "stack" / PROJECT
 PROM = "http://127.0.0.1:19390"
 AM = "http://127.0.0.1:19393"
-GATEWAY = "10.231.1.1"  # the app network's gateway: the host, as Alertmanager sees it
+GATEWAY = "10.232.1.1"  # the app network's gateway: the host, as Alertmanager sees it
 HOOK_PORT = 19395
 SERVICES = [
     "postgresql",
@@ -52,7 +52,7 @@ BASE = {
     "kailash_stack_root": str(WORK / "stack"),
     "kailash_secrets_dir": str(WORK / "secrets"),
     "kailash_publish_datastores": False,
-    "kailash_networks": {"edge": "10.231.0.0/24", "app": "10.231.1.0/24", "data": "10.231.2.0/24"},
+    "kailash_networks": {"edge": "10.232.0.0/24", "app": "10.232.1.0/24", "data": "10.232.2.0/24"},
     "postgresql_memory_request": "256Mi",
     "postgresql_memory_limit": "512Mi",
     "redis_memory_request": "128Mi",
