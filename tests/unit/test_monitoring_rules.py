@@ -32,6 +32,7 @@ import jinja2
 import promql_parser
 import pytest
 import yaml
+from dashboard_queries import queries as dashboard_queries
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_SCRIPT = ROOT / "scripts" / "monitoring-tools.sh"
@@ -69,6 +70,19 @@ NOT_BUILT = {
     "access log; the name is this project's choice",
     "kailash_backup_last_success_timestamp_seconds": "producer not built yet (issue #13): "
     "the backup does not write a textfile yet (the restore drill does)",
+    # used by the dashboards only (roles/grafana_dashboards, tests/unit/test_dashboards.py)
+    "nexus_http_requests_total": "producer not built yet (issue #13): the reference app with "
+    "kailash-nexus[metrics] enabled correctly (name and labels read from nexus/metrics.py)",
+    "container_cpu_usage_seconds_total": "producer not built yet (issue #13): the project's own "
+    "container exporter with cAdvisor's names (no cAdvisor in Debian)",
+    "celery_worker_up": "producer not built yet (issue #13): prometheus-exporter-celery 0.11.2 "
+    "(PyPI) for the workers; name read from its source",
+    "celery_task_succeeded_total": "producer not built yet (issue #13): prometheus-exporter-"
+    "celery 0.11.2 (PyPI); name read from its source (Counter task_succeeded)",
+    "celery_task_failed_total": "producer not built yet (issue #13): prometheus-exporter-celery "
+    "0.11.2 (PyPI); name read from its source (Counter task_failed)",
+    "celery_task_runtime_bucket": "producer not built yet (issue #13): prometheus-exporter-"
+    "celery 0.11.2 (PyPI); name read from its source (Histogram task_runtime)",
 }
 
 # fixture file -> the Debian package whose pinned version must have produced it
@@ -334,8 +348,10 @@ def test_rule_metrics_appear_in_real_scrapes():
 
 def test_not_built_list_only_holds_unscraped_names():
     found = fixture_metrics()
-    used = rule_metrics()
+    used = set(rule_metrics()) | {  # the dashboards share this list (test_dashboards.py)
+        name for _, expr in dashboard_queries() for name in metric_names(promql_parser.parse(expr))
+    }
     scraped = sorted(set(NOT_BUILT) & set(found))
     assert not scraped, f"now in a fixture scrape, remove from NOT_BUILT: {scraped}"
-    unused = sorted(set(NOT_BUILT) - set(used))
-    assert not unused, f"NOT_BUILT names no rule uses any more: {unused}"
+    unused = sorted(set(NOT_BUILT) - used)
+    assert not unused, f"NOT_BUILT names no rule or dashboard uses any more: {unused}"

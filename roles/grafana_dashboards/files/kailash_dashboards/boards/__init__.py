@@ -1,0 +1,1 @@
+"""One module per dashboard (UID, build()); the builder finds them here."""
