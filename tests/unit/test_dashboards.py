@@ -16,7 +16,7 @@ be installed here (../shared/ENVIRONMENT.md, "Monitoring"), so what is checked i
   rules too.
 
 Not checked here: how Grafana renders the panels (no Grafana), the provisioning role
-(tests/unit/test_grafana_provisioning.py).
+(tests/integration/test_grafana_provisioning.py).
 """
 
 from __future__ import annotations
