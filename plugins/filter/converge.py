@@ -171,6 +171,17 @@ def kailash_files_current(live_meta: dict[str, Any], live_sums: dict[str, str],
     return True
 
 
+def kailash_check_current(check_files: Sequence[dict[str, Any]], live_sums: dict[str, str]) -> bool:
+    """True when every file of a config check (kailash_stack's config_check: dest, content)
+    has, per the stack preflight's read, the SHA-256 of its rendered content already (the
+    check ran when it was written, and a file that differs is checked again)."""
+    if not live_sums:
+        return False
+    return all(live_sums.get(f["dest"])
+               == hashlib.sha256(str(f["content"]).encode("utf-8")).hexdigest()
+               for f in check_files)
+
+
 def kailash_controller_uid(_: Any = None) -> int:
     """The control node's user id (inventories/local: root needs no sudo)."""
     return os.getuid()
@@ -182,6 +193,7 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "kailash_build_context": kailash_build_context,
+            "kailash_check_current": kailash_check_current,
             "kailash_controller_uid": kailash_controller_uid,
             "kailash_files_current": kailash_files_current,
             "kailash_find_meta": kailash_find_meta,
