@@ -156,8 +156,11 @@ def test_prom_seconds():
 
 
 def test_the_project_rules_merge_into_one_file_promtool_accepts(tmp_path):
-    if not PROMTOOL.exists():
-        pytest.skip("promtool not fetched (scripts/monitoring-tools.sh)")
+    if not PROMTOOL.exists():  # fetched here when this module runs first (a fresh clone)
+        fetched = subprocess.run([str(ROOT / "scripts" / "monitoring-tools.sh")],
+                                 capture_output=True, text=True, check=False, timeout=600)
+        assert fetched.returncode == 0 and PROMTOOL.exists(), (
+            f"scripts/monitoring-tools.sh could not provide promtool:\n{fetched.stderr}")
     files = sorted(ROOT.glob("roles/*/files/prometheus/rules.yml")) + sorted(
         ROOT.glob("roles/prometheus/files/rules/*.yml")
     )
