@@ -133,6 +133,11 @@ def kailash_find_meta(text: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _content_sha256(content: Any) -> str:
+    """The SHA-256 of a file's text as kailash_files writes it (UTF-8, nothing added)."""
+    return hashlib.sha256(str(content).encode("utf-8")).hexdigest()
+
+
 def _meta_matches(now: dict[str, Any] | None, kind: str, spec: dict[str, Any]) -> bool:
     if not now or now["type"] != kind or now["mode"] != int(str(spec["mode"]), 8):
         return False
@@ -165,8 +170,7 @@ def kailash_files_current(live_meta: dict[str, Any], live_sums: dict[str, str],
     for item in list(spec.get("files") or ()) + list(spec.get("secret_files") or ()):
         if not _meta_matches(live_meta.get(item["path"]), "f", item):
             return False
-        digest = hashlib.sha256(str(item["content"]).encode("utf-8")).hexdigest()
-        if live_sums.get(item["path"]) != digest:
+        if live_sums.get(item["path"]) != _content_sha256(item["content"]):
             return False
     return True
 
@@ -177,9 +181,7 @@ def kailash_check_current(check_files: Sequence[dict[str, Any]], live_sums: dict
     check ran when it was written, and a file that differs is checked again)."""
     if not live_sums:
         return False
-    return all(live_sums.get(f["dest"])
-               == hashlib.sha256(str(f["content"]).encode("utf-8")).hexdigest()
-               for f in check_files)
+    return all(live_sums.get(f["dest"]) == _content_sha256(f["content"]) for f in check_files)
 
 
 def kailash_controller_uid(_: Any = None) -> int:
