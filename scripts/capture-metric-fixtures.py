@@ -14,11 +14,19 @@ What runs (all removed afterwards, whatever happens):
 - node_exporter with a textfile directory holding a drill file written by the restore
   drill's own code (plugins/module_utils/kailash_backup/drills.py write_drill_records);
 - blackbox_exporter probes: http (the heartbeat stand-in), tcp (Redis' port, as the Neo4j
-  Bolt probe would be: a TCP connect) and https (the self-signed TLS server).
+  Bolt probe would be: a TCP connect) and https (the self-signed TLS server);
+- the reference app (the nexus image, kailash-nexus[metrics]) built as the API builds it
+  (kailash_app.api.build_app, metrics on NEXUS_METRICS_PORT), a few requests, its metrics
+  port scraped and checked with ``promtool check metrics`` (nexus_app.prom);
+- the project's Celery exporter (roles/celery_exporter's image) on the Redis container with
+  a Celery worker of the same pinned Celery (task events on) that runs a succeeding and a
+  failing task, and two messages left in a queue no worker consumes (celery_exporter.prom).
 
 Never touches other containers (Compose project ``kailash`` included).
-Usage: .venv/bin/python scripts/capture-metric-fixtures.py [--images-from-env]
-  KAILASH_PG_IMAGE / KAILASH_REDIS_IMAGE / KAILASH_NGINX_IMAGE override the image tags.
+Usage: .venv/bin/python scripts/capture-metric-fixtures.py [--out DIR]
+  --out: write the fixtures there instead of tests/monitoring/fixtures.
+  KAILASH_PG_IMAGE / KAILASH_REDIS_IMAGE / KAILASH_NGINX_IMAGE / KAILASH_NEXUS_IMAGE /
+  KAILASH_CELERY_EXPORTER_IMAGE override the image tags.
 """
 
 from __future__ import annotations
@@ -44,6 +52,13 @@ IMAGES = {
     "postgresql": os.environ.get("KAILASH_PG_IMAGE", "kailash/postgresql:15-bookworm"),
     "redis": os.environ.get("KAILASH_REDIS_IMAGE", "kailash/redis:7.0-bookworm"),
     "nginx": os.environ.get("KAILASH_NGINX_IMAGE", "kailash/nginx:1.22-bookworm"),
+}
+# images of the project's own metric producers (containers started by capture_app)
+APP_IMAGES = {
+    "nexus": os.environ.get("KAILASH_NEXUS_IMAGE", "kailash/nexus-app:1.0.0-bookworm"),
+    "celery_exporter": os.environ.get(
+        "KAILASH_CELERY_EXPORTER_IMAGE", "kailash/celery-exporter:1.0.0-bookworm"
+    ),
 }
 PG_PASSWORD = "fixture-only-password"
 
@@ -185,11 +200,14 @@ class Procs:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+    global FIXTURES  # noqa: PLW0603 - --out redirects save()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=FIXTURES, help="directory of the fixtures")
+    FIXTURES = parser.parse_args().out
     bindir = Path(
         run(str(ROOT / "scripts" / "monitoring-tools.sh")).stdout.strip().splitlines()[-1]
     )
-    for image in IMAGES.values():
+    for image in [*IMAGES.values(), *APP_IMAGES.values()]:
         if run("docker", "image", "inspect", image, check=False).returncode != 0:
             raise SystemExit(f"capture: image {image} missing (make host / make deploy build it)")
     FIXTURES.mkdir(parents=True, exist_ok=True)
@@ -290,6 +308,7 @@ def main() -> None:
             text = wait_for(name, lambda u=url: _up(get(u), "probe_success"))
             version = version_of(bindir / "blackbox_exporter")
             save(name, normalise(text, ips), f"{version}; module {module}")
+        capture_app(network, ips["redis"], bindir, names)
         print("capture: done")
     finally:
         procs.stop()
@@ -297,6 +316,138 @@ def main() -> None:
             run("docker", "rm", "-f", "-v", name, check=False)
         run("docker", "network", "rm", network, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+APP_MAIN = """\
+import os
+from kailash_app import config
+config.configure_logging()
+from kailash_app import api
+api.build_app().start()
+"""
+
+APP_REQUESTS = """\
+import subprocess, urllib.error, urllib.request
+token = subprocess.run(["kailash-app", "token", "--sub", "fixture"], capture_output=True,
+                       text=True, check=True).stdout.strip()
+for path, auth in [("/health", 0), ("/health", 0), ("/health", 0), ("/nope", 0),
+                   ("/nope", 1), ("/metrics", 1)]:
+    req = urllib.request.Request("http://127.0.0.1:8000" + path,
+                                 headers={"Authorization": "Bearer " + token} if auth else {})
+    try:
+        urllib.request.urlopen(req, timeout=10).read()
+    except urllib.error.HTTPError:
+        pass
+"""
+
+CELERY_WORKER = """\
+import os
+from celery import Celery
+app = Celery("fixture", broker=os.environ["BROKER"])
+app.conf.update(worker_send_task_events=True, task_send_sent_event=True,
+                worker_enable_remote_control=False, task_default_queue="kailash-batch")
+
+@app.task(name="fixture.ok")
+def ok():
+    return 1
+
+@app.task(name="fixture.fail")
+def fail():
+    raise ValueError("fixture failure")
+
+if os.environ.get("SEND"):
+    for _ in range(3):
+        ok.apply_async(queue="kailash-batch")
+    fail.apply_async(queue="kailash-batch")
+    for _ in range(2):
+        ok.apply_async(queue="idle")
+else:
+    app.worker_main(["worker", "--pool=solo", "--without-gossip", "--without-mingle",
+                     "--queues=kailash-batch", "--hostname=fixture-worker@fixture",
+                     "--loglevel=WARNING"])
+"""
+
+
+def exec_python(container: str, code: str, *env: str) -> str:
+    flags = [item for e in env for item in ("-e", e)]
+    return run("docker", "exec", *flags, container, "python", "-c", code).stdout
+
+
+def pip_versions(image: str, *packages: str) -> str:
+    """``name version`` of each package installed in ``image`` (importlib.metadata)."""
+    code = ("import importlib.metadata as m, sys; "
+            "print(', '.join(f'{p} {m.version(p)}' for p in sys.argv[1:]))")
+    return run("docker", "run", "--rm", "--entrypoint", "/bin/sh", image, "-c",
+               'for p in /opt/*/venv/bin/python; do exec "$p" -c "$0" "$@"; done', code,
+               *packages).stdout.strip()
+
+
+def capture_app(network: str, redis_ip: str, bindir: Path, names: dict[str, str]) -> None:
+    """nexus_app.prom and celery_exporter.prom (see the module's docstring)."""
+    common = ("docker", "run", "-d", "--network", network, "--label", "io.kailash.fixture=true")
+    app = names["nexus"] = f"{PREFIX}-nexus"
+    run(
+        *common, "--name", app, "-e", "NEXUS_METRICS_PORT=9464",
+        "-e", "NEXUS_JWT_SECRET=fixture-only-jwt-secret-of-at-least-32-bytes",
+        "--entrypoint", "python", APP_IMAGES["nexus"], "-c", APP_MAIN,
+    )  # fmt: skip
+    scrape = "import urllib.request; print(urllib.request.urlopen('{}', timeout=5).read().decode())"
+    wait_for("the app", lambda: exec_python(app, scrape.format("http://127.0.0.1:8000/health")),
+             timeout=120)
+    exec_python(app, APP_REQUESTS)
+    text = exec_python(app, scrape.format("http://127.0.0.1:9464/metrics"))
+    if 'route="/health"' not in text:
+        raise SystemExit("capture: the app's scrape has no /health requests")
+    check = subprocess.run([str(bindir / "promtool"), "check", "metrics"], input=text,
+                           capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        raise SystemExit(f"capture: promtool check metrics rejects the app's scrape:\n"
+                         f"{check.stdout}{check.stderr}")
+    versions = pip_versions(APP_IMAGES["nexus"], "kailash-nexus", "prometheus_client")
+    save("nexus_app", text, f"{versions}; kailash_app.metrics (NEXUS_METRICS_PORT)")
+
+    broker = f"redis://{redis_ip}:6379/1"
+    worker = names["celery_worker"] = f"{PREFIX}-celery-worker"
+    exporter = names["celery_exporter"] = f"{PREFIX}-celery-exporter"
+    run(
+        *common, "--name", worker, "-e", f"BROKER={broker}",
+        "--entrypoint", "/opt/celery-exporter/venv/bin/python",
+        APP_IMAGES["celery_exporter"], "-c", CELERY_WORKER,
+    )  # fmt: skip
+    run(
+        *common, "--name", exporter, "-e", f"CELERY_EXPORTER_BROKER_HOST={redis_ip}",
+        "-e", "CELERY_EXPORTER_BROKER_DB=1", "-e", "CELERY_EXPORTER_QUEUES=kailash-batch,idle",
+        "-e", "LOG_LEVEL=WARNING", APP_IMAGES["celery_exporter"],
+    )  # fmt: skip
+    metrics = scrape.format("http://127.0.0.1:9808/metrics")
+    exporter_py = "/opt/celery-exporter/venv/bin/python"
+
+    def exporter_scrape() -> str:
+        return run("docker", "exec", exporter, exporter_py, "-c", metrics).stdout
+
+    wait_for("the Celery worker's heartbeat",
+             lambda: 'celery_worker_up{hostname="fixture-worker@fixture"} 1.0' in exporter_scrape())
+    run("docker", "exec", "-e", "SEND=1", "-e", f"BROKER={broker}", worker, exporter_py, "-c",
+        CELERY_WORKER)
+    text = wait_for("the Celery task events", lambda: _all_in(exporter_scrape(), (
+        'celery_task_failed_total{exception="ValueError",hostname="fixture-worker@fixture",'
+        'name="fixture.fail",queue_name="kailash-batch"} 1.0',
+        'celery_task_succeeded_total{hostname="fixture-worker@fixture",name="fixture.ok",'
+        'queue_name="kailash-batch"} 3.0',
+        'celery_queue_length{queue_name="idle"} 2.0',
+        'celery_queue_length{queue_name="kailash-batch"} 0.0',
+    )))
+    check = subprocess.run([str(bindir / "promtool"), "check", "metrics"], input=text,
+                           capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        raise SystemExit(f"capture: promtool check metrics rejects the exporter's scrape:\n"
+                         f"{check.stdout}{check.stderr}")
+    versions = pip_versions(APP_IMAGES["celery_exporter"], "celery", "kombu", "prometheus_client")
+    save("celery_exporter", text, f"{versions}; roles/celery_exporter (worker: same Celery)")
+
+
+def _all_in(text: str, wanted: tuple[str, ...]) -> str | None:
+    return text if all(w in text for w in wanted) else None
 
 
 def normalise(text: str, ips: dict[str, str]) -> str:

@@ -60,29 +60,13 @@ NOT_BUILT = {
     "own container exporter with cAdvisor's names (no cAdvisor in Debian)",
     "container_spec_memory_limit_bytes": "producer not built yet (issue #13): the project's "
     "own container exporter with cAdvisor's names (no cAdvisor in Debian)",
-    "nexus_http_request_duration_seconds_bucket": "producer not built yet (issue #13): the "
-    "reference app with kailash-nexus[metrics] enabled correctly",
-    "celery_queue_length": "producer not built yet (issue #13): prometheus-exporter-celery "
-    "0.11.2 (PyPI) for the workers; name read from its source",
-    "celery_active_consumer_count": "producer not built yet (issue #13): prometheus-exporter-"
-    "celery 0.11.2 (PyPI) for the workers; name read from its source",
     "edge_http_requests_total": "producer not built yet (issue #13): mtail on the edge's "
     "access log; the name is this project's choice",
     "kailash_backup_last_success_timestamp_seconds": "producer not built yet (issue #13): "
     "the backup does not write a textfile yet (the restore drill does)",
     # used by the dashboards only (roles/grafana_dashboards, tests/unit/test_dashboards.py)
-    "nexus_http_requests_total": "producer not built yet (issue #13): the reference app with "
-    "kailash-nexus[metrics] enabled correctly (name and labels read from nexus/metrics.py)",
     "container_cpu_usage_seconds_total": "producer not built yet (issue #13): the project's own "
     "container exporter with cAdvisor's names (no cAdvisor in Debian)",
-    "celery_worker_up": "producer not built yet (issue #13): prometheus-exporter-celery 0.11.2 "
-    "(PyPI) for the workers; name read from its source",
-    "celery_task_succeeded_total": "producer not built yet (issue #13): prometheus-exporter-"
-    "celery 0.11.2 (PyPI); name read from its source (Counter task_succeeded)",
-    "celery_task_failed_total": "producer not built yet (issue #13): prometheus-exporter-celery "
-    "0.11.2 (PyPI); name read from its source (Counter task_failed)",
-    "celery_task_runtime_bucket": "producer not built yet (issue #13): prometheus-exporter-"
-    "celery 0.11.2 (PyPI); name read from its source (Histogram task_runtime)",
 }
 
 # fixture file -> the Debian package whose pinned version must have produced it
@@ -94,6 +78,15 @@ FIXTURE_PACKAGES = {
     "blackbox_http": "prometheus-blackbox-exporter",
     "blackbox_tcp": "prometheus-blackbox-exporter",
     "blackbox_tls": "prometheus-blackbox-exporter",
+}
+
+# fixture file -> (requirements file, the pinned PyPI packages its header must name)
+FIXTURE_PIP_PACKAGES = {
+    "nexus_app": ("roles/nexus/files/requirements.txt", ("kailash-nexus", "prometheus_client")),
+    "celery_exporter": (
+        "roles/celery_exporter/files/requirements.txt",
+        ("celery", "kombu", "prometheus_client"),
+    ),
 }
 
 
@@ -333,6 +326,20 @@ def test_fixtures_come_from_the_pinned_exporters():
         header = path.read_text().splitlines()[0]
         upstream = pins[package].split("-")[0].split("+")[0]  # 0.11.1-3+b5 -> 0.11.1
         assert upstream in header, f"{path.name} was not captured with {package} {pins[package]}"
+
+
+@pytest.mark.parametrize("stem", sorted(FIXTURE_PIP_PACKAGES))
+def test_fixtures_come_from_the_pinned_pip_packages(stem):
+    requirements, packages = FIXTURE_PIP_PACKAGES[stem]
+    pins = dict(
+        re.findall(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)$", (ROOT / requirements).read_text(),
+                   re.MULTILINE)
+    )
+    path = FIXTURES / f"{stem}.prom"
+    assert path.is_file(), f"{path} missing: run scripts/capture-metric-fixtures.py"
+    header = path.read_text().splitlines()[0]
+    for package in packages:
+        assert f"{package} {pins[package]}" in header, f"{path.name}: not {package} {pins[package]}"
 
 
 def test_rule_metrics_appear_in_real_scrapes():

@@ -165,6 +165,12 @@ def build_app():
     from kailash_app import mcp_conform
 
     mcp_conform.conform_initialize(app)
+    # the API's Prometheus metrics on a port of their own (metrics.py); added last, its
+    # request middleware is the outermost one
+    if s.metrics_port:
+        from kailash_app import metrics
+
+        metrics.enable(app, s.metrics_port)
     return app
 
 

@@ -120,6 +120,11 @@ class Settings:
     results_write_behind: bool = True
     # Nexus's JWT check as plain ASGI (fastauth.py); false = Nexus's middleware as it is
     plain_jwt_middleware: bool = True
+    # the API's Prometheus metrics on this port (metrics.py); 0 = off
+    metrics_port: int = 0
+    # Celery task events (task-sent from the API, task-* and heartbeats from the workers)
+    # for the Celery exporter (roles/celery_exporter); false = no events, as before
+    celery_events: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -155,6 +160,8 @@ class Settings:
             in ("1", "true", "yes"),
             plain_jwt_middleware=e("NEXUS_PLAIN_JWT_MIDDLEWARE", "true").lower()
             in ("1", "true", "yes"),
+            metrics_port=env_int("NEXUS_METRICS_PORT", 0),
+            celery_events=e("NEXUS_CELERY_EVENTS", "false").lower() in ("1", "true", "yes"),
         )
 
     def current_pg_password(self) -> str:

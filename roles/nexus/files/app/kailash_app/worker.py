@@ -3,6 +3,12 @@
 The broker user is an ordinary Redis ACL user (no @dangerous commands): remote
 control, gossip, mingle and events are off, so kombu needs only list, set,
 sorted-set, hash and pub/sub commands.
+
+NEXUS_CELERY_EVENTS=true (the nexus role sets it when the Celery exporter is deployed,
+roles/celery_exporter) turns on Celery's task events: task-sent from the API (it names the
+queue), task-received/started/succeeded/failed/retried from the workers, and the workers'
+event heartbeats. On Redis they are PUBLISHed to a pub/sub channel: nothing is stored
+when no exporter listens.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 900, "socket_timeout": 10},
     )
+    if s.celery_events:
+        app.conf.update(worker_send_task_events=True, task_send_sent_event=True)
     return app
 
 
@@ -90,8 +98,10 @@ def _start_heartbeat(**_kwargs) -> None:
 def run() -> None:
     s = stores.settings()
     level = os.environ.get("LOG_LEVEL", "WARNING").upper()
+    # event heartbeats (every 2 s) tell the exporter which workers are alive
+    heartbeat = [] if s.celery_events else ["--without-heartbeat"]
     celery_app.worker_main([
         "worker", f"--concurrency={max(1, s.worker_concurrency)}", f"--loglevel={level}",
-        f"--queues={QUEUE}", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        f"--queues={QUEUE}", "--without-gossip", "--without-mingle", *heartbeat,
         "--pool=prefork", "--hostname=kailash-worker@%h",
     ])
