@@ -21,6 +21,7 @@ PACKAGES=(
   "prometheus-nginx-exporter=0.11.0-1+b4"
   "prometheus-node-exporter=1.5.0-1+b6"
   "prometheus-blackbox-exporter=0.23.0-4+b4"
+  "mtail=3.0.0~rc50-1+b6"
 )
 # binary name in bin/ <- path inside the package
 BINARIES=(
@@ -33,6 +34,7 @@ BINARIES=(
   "nginx_exporter:usr/bin/prometheus-nginx-exporter"
   "node_exporter:usr/bin/prometheus-node-exporter"
   "blackbox_exporter:usr/bin/prometheus-blackbox-exporter"
+  "mtail:usr/bin/mtail"
 )
 
 dest="${MONITORING_TOOLS_DIR:-$PWD/.tools/monitoring}"

@@ -56,17 +56,9 @@ PROMETHEUS_SYNTHETIC = {
 # Metric names the rules use whose producer the project does not build yet: they cannot be
 # checked against a real scrape. Remove an entry when its producer and fixture arrive.
 NOT_BUILT = {
-    "container_memory_working_set_bytes": "producer not built yet (issue #13): the project's "
-    "own container exporter with cAdvisor's names (no cAdvisor in Debian)",
-    "container_spec_memory_limit_bytes": "producer not built yet (issue #13): the project's "
-    "own container exporter with cAdvisor's names (no cAdvisor in Debian)",
-    "edge_http_requests_total": "producer not built yet (issue #13): mtail on the edge's "
-    "access log; the name is this project's choice",
     "kailash_backup_last_success_timestamp_seconds": "producer not built yet (issue #13): "
     "the backup does not write a textfile yet (the restore drill does)",
     # used by the dashboards only (roles/grafana_dashboards, tests/unit/test_dashboards.py)
-    "container_cpu_usage_seconds_total": "producer not built yet (issue #13): the project's own "
-    "container exporter with cAdvisor's names (no cAdvisor in Debian)",
 }
 
 # fixture file -> the Debian package whose pinned version must have produced it
@@ -78,6 +70,10 @@ FIXTURE_PACKAGES = {
     "blackbox_http": "prometheus-blackbox-exporter",
     "blackbox_tcp": "prometheus-blackbox-exporter",
     "blackbox_tls": "prometheus-blackbox-exporter",
+    # scripts/capture-exporter-fixtures.py (the edge's exporters, the blackbox tls module)
+    "mtail_edge": "mtail",
+    "nginx_exporter_edge": "prometheus-nginx-exporter",
+    "blackbox_tls_edge": "prometheus-blackbox-exporter",
 }
 
 # fixture file -> (requirements file, the pinned PyPI packages its header must name)
