@@ -150,23 +150,34 @@ def _plan_parts(plan: Any) -> tuple[list[dict], list[dict], dict]:
     return list(plan["app_workloads"]), list(plan["datastores"]), dict(plan["ops"])
 
 
+def _monitoring(plan: Any) -> list[dict]:
+    """The monitoring workloads (optional key ``monitoring``: the exporters' Deployments,
+    kailash_k8s_monitoring other than none), shaped like the datastores: ``{name,
+    containers, pods}``."""
+    return list(plan.get("monitoring") or []) if isinstance(plan, dict) else []
+
+
 def _container_prefixes(plan: Any) -> list[str]:
-    """Resource prefixes of every container: the app's, the datastores', the ops jobs'."""
+    """Resource prefixes of every container: the app's, the datastores', the ops jobs',
+    the monitoring workloads'."""
     apps, datastores, ops = _plan_parts(plan)
     return (
         [w["prefix"] for w in apps]
         + [p for d in datastores for p in d["containers"]]
         + [ops["prefix"]]
+        + [p for w in _monitoring(plan) for p in w["containers"]]
     )
 
 
 def _image_variables(plan: Any) -> list[str]:
-    """Image variables: the app's, each datastore container's <prefix>_image_pull, the ops'."""
+    """Image variables: the app's, each datastore container's <prefix>_image_pull, the ops',
+    each monitoring container's <prefix>_image_pull."""
     _, datastores, ops = _plan_parts(plan)
     return (
         [plan["app_image_variable"]]
         + [f"{p}_image_pull" for d in datastores for p in d["containers"]]
         + [ops["image_variable"]]
+        + [f"{p}_image_pull" for w in _monitoring(plan) for p in w["containers"]]
     )
 
 
@@ -321,7 +332,8 @@ def kailash_k8s_images(settings: Any, plan: Any) -> list[dict[str, str]]:
 
 def kailash_k8s_quota(settings: Any, plan: Any) -> dict[str, str]:
     """ResourceQuota ``hard``: room for every app workload at its HPA maximum plus one surge
-    pod, one pod per datastore (all its containers) and every ops job at once."""
+    pod, one pod per datastore (all its containers), every ops job at once and each
+    monitoring workload's pods."""
     apps, datastores, ops = _plan_parts(plan)
     hpa_maxes = _setting(settings, "kailash_k8s_hpa_max_replicas")
     items: list[dict[str, Any]] = []
@@ -337,6 +349,11 @@ def kailash_k8s_quota(settings: Any, plan: Any) -> dict[str, str]:
         pods += count
     items.append({"count": int(ops["jobs"]), **_resources(settings, ops["prefix"])})
     pods += int(ops["jobs"])
+    for workload in _monitoring(plan):
+        # a Deployment's replicas plus its surge pod
+        count = int(workload.get("pods", 1))
+        items += [{"count": count, **_resources(settings, p)} for p in workload["containers"]]
+        pods += count
     return {
         **kailash_k8s_totals(items),
         "pods": str(pods),

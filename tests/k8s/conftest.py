@@ -68,6 +68,12 @@ REFUSALS = {
 VERSIONS = [f"1.{minor}" for minor in range(29, 38)]
 
 DIGEST = "sha256:" + "ab" * 32
+# the prometheus-operator's API group, and the operator render's extra variables
+CRD_GROUP = "monitoring.coreos.com"
+OPERATOR_EXTRA = {
+    "kailash_k8s_monitoring": "operator",
+    "kailash_k8s_monitoring_labels": {"release": "kube-prometheus-stack"},
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -139,6 +145,9 @@ class Render:
     run: Run
     built_text: str = ""
     docs: list[dict[str, Any]] = field(default_factory=list)
+    # the plain monitoring kustomization (monitoring/), built
+    monitoring_text: str = ""
+    monitoring_docs: list[dict[str, Any]] = field(default_factory=list)
 
     def objects(self, kind: str) -> list[dict[str, Any]]:
         return [d for d in self.docs if d["kind"] == kind]
@@ -165,6 +174,7 @@ class Session:
     second_run: Run
     first_hashes: dict[str, str]
     dev_plan: dict[str, Any]
+    crd_validation: Run
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -186,6 +196,62 @@ def kustomize(tools: Path, tree: Path) -> str:
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def results_names(results: dict[str, Run], check: str) -> list[str]:
+    return [key.split("-", 1)[1] for key in results if key.startswith(check + "-")]
+
+
+def crd_tools() -> Path:
+    """node_modules of the prometheus-operator schemas (scripts/k8s-crd-tools.sh, npm ci)."""
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "k8s-crd-tools.sh")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def _monitoring_checks(
+    tools: Path, renders: dict[str, Render], root: Path
+) -> dict[str, subprocess.Popen[str]]:
+    """The monitoring modes' own checks, started at once: the operator render's core
+    objects against the strict schemas (its CRD objects have none there) and checkov, its
+    CRD objects against the prometheus-operator schemas (node), and the plain mode's
+    monitoring kustomization (production's) against the strict schemas."""
+    op = renders["operator"]
+    core = [d for d in op.docs if not d["apiVersion"].startswith(CRD_GROUP + "/")]
+    crds = [d for d in op.docs if d["apiVersion"].startswith(CRD_GROUP + "/")]
+    (root / "operator-core.yaml").write_text(yaml.safe_dump_all(core, sort_keys=False))
+    (root / "operator-built.yaml").write_text(op.built_text)
+    (root / "operator-crds.json").write_text(json.dumps(crds))
+    plain = renders["production"]
+    plain.monitoring_text = kustomize(tools, plain.tree / "monitoring")
+    plain.monitoring_docs = [d for d in yaml.safe_load_all(plain.monitoring_text) if d]
+    (root / "plain-monitoring.yaml").write_text(plain.monitoring_text)
+    validate = [str(tools / "python"), str(HERE / "kube_validate.py")]
+    ends = [VERSIONS[0], VERSIONS[-1]]
+    run = {"text": True, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+    checkov = [str(tools / "checkov"), "--skip-download", "--framework", "kubernetes",
+               "--compact", "--quiet", "--config-file", str(HERE / "checkov.yaml")]
+    return {
+        "validate-operator": subprocess.Popen(
+            [*validate, str(root / "operator-core.yaml"), *ends], **run
+        ),
+        "validate-plain-monitoring": subprocess.Popen(
+            [*validate, str(root / "plain-monitoring.yaml"), *ends], **run
+        ),
+        "checkov-operator": subprocess.Popen(
+            [*checkov, "-f", str(root / "operator-built.yaml")], **run
+        ),
+        "crd-operator": subprocess.Popen(
+            ["node", str(HERE / "crd" / "validate.mjs"), str(crd_tools()),
+             str(root / "operator-crds.json")], **run
+        ),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -218,8 +284,11 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
             "kailash/nexus-ops",
             "kailash/nexus-app",
             "kailash/pgbouncer",
+            "quay.io/prometheuscommunity/postgres-exporter",
+            "oliver006/redis_exporter",
         ]
     }
+    # production and staging with the default monitoring (plain)
     specs = {"production": {}, "staging": {"kailash_k8s_image_digests": digests}}
     procs: dict[str, subprocess.Popen[str]] = {}
     renders: dict[str, Render] = {}
@@ -262,11 +331,30 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
         prod.secrets_dir,
         tags=None,
     )
+    # the other monitoring modes, from production's inventory and secret store (its
+    # generated Secrets then compare with production's)
+    modes = {"operator": OPERATOR_EXTRA, "none": {"kailash_k8s_monitoring": "none"}}
+    for name, extra in modes.items():
+        tree = root / name / "tree"
+        procs[name] = _start(
+            "playbooks/k8s.yml",
+            "production",
+            {"kailash_k8s_render_dir": str(tree), **extra},
+            prod.secrets_dir,
+        )
+        renders[name] = Render(name, tree, prod.secrets_dir, Run(-1, ""))
+    for name in modes:
+        out, _ = procs[name].communicate(timeout=900)
+        renders[name].run = Run(procs[name].returncode, out)
+        assert procs[name].returncode == 0, f"render of {name} failed:\n{out[-4000:]}"
     # meanwhile: build, then validate (schemas of every version) and scan, all at once
     checks: dict[str, subprocess.Popen[str]] = {}
-    for name, render in renders.items():
+    for render in renders.values():
         render.built_text = kustomize(k8s_tools, render.tree)
         render.docs = [d for d in yaml.safe_load_all(render.built_text) if d]
+    checks.update(_monitoring_checks(k8s_tools, renders, root))
+    for name in ("production", "staging"):
+        render = renders[name]
         built = root / f"{name}-built.yaml"
         built.write_text(render.built_text)
         # production across the whole window; staging (labels, TLS and digests differ) at its ends
@@ -294,7 +382,7 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
         checks[f"checkov-{name}"] = subprocess.Popen(
             cmd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-    results = {}
+    results: dict[str, Run] = {}
     for name, proc in checks.items():
         out, _ = proc.communicate(timeout=900)
         results[name] = Run(proc.returncode, out)
@@ -310,8 +398,9 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
         tools=k8s_tools,
         renders=renders,
         refusals=refusals,
-        validation={n: results[f"validate-{n}"] for n in renders},
-        checkov={n: results[f"checkov-{n}"] for n in renders},
+        validation={n: results[f"validate-{n}"] for n in results_names(results, "validate")},
+        checkov={n: results[f"checkov-{n}"] for n in results_names(results, "checkov")},
+        crd_validation=results["crd-operator"],
         second_run=Run(second.returncode, second_out),
         first_hashes=first,
         dev_plan=json.loads(dump.read_text()),

@@ -94,8 +94,12 @@ def test_every_container_has_requests_and_limits(render: Render) -> None:
 
 
 def test_every_server_container_has_three_probes(render: Render) -> None:
-    for doc, _spec, c in containers(render):
+    for doc, spec, c in containers(render):
         name = f"{doc['kind']}/{doc['metadata']['name']}/{c['name']}"
+        if c in spec.get("initContainers", []):
+            # run to completion before the pod starts: Kubernetes refuses probes on them
+            assert not {"startupProbe", "readinessProbe", "livenessProbe"} & set(c), name
+            continue
         if doc["kind"] == "CronJob":
             # run-to-completion: no server to probe; the exemption is declared for checkov
             assert "CKV_K8S_8" in skips(doc) and "CKV_K8S_9" in skips(doc), name
@@ -241,8 +245,8 @@ def test_network_policies_default_deny_with_explicit_allows(render: Render) -> N
 def test_health_and_metrics_stay_reachable(render: Render) -> None:
     """Every port a probe or monitoring uses admits the monitoring namespace; the app's
     HTTP ports also the ingress controller."""
-    for doc, _spec, c in containers(render):
-        if doc["kind"] == "CronJob":
+    for doc, spec, c in containers(render):
+        if doc["kind"] == "CronJob" or c in spec.get("initContainers", []):
             continue
         named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):

@@ -30,6 +30,11 @@ SECRET_FILES = [
     "secrets/users.conf",
     "secrets/chromadb_gate_token",
     "secrets/pgbouncer_userlist.txt",
+    # the exporters' credentials (kailash_k8s_monitoring plain, the default)
+    "secrets/monitoring/postgres_exporter_admin_password",
+    "secrets/monitoring/postgres_exporter_password",
+    "secrets/monitoring/postgres_exporter_setup.sql",
+    "secrets/monitoring/redis_exporter_passwords",
 ]
 
 
