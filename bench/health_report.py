@@ -10,8 +10,8 @@ subnets 10.219.x; files under /tmp/kailash-hp-bench) with playbooks/dev_stack.ym
 it is already running, and removes it at the end (unless --keep or it was running
 before). Then it prints the median of --runs wall times for:
 
-- healthy stack: health.yml as it runs by default (the probes at once, in parallel
-  Ansible workers) vs `kailash_health_serial: true` (the same probe tasks one after
+- healthy stack: health.yml as it runs by default (the probes at once, a thread each in
+  one kailash_probes run) vs `kailash_health_serial: true` (the same probes one after
   another); each probe module alone (`ansible localhost -m kailash_<svc>_probe`) and the
   sum of those; an empty play (the fixed cost of starting ansible-playbook);
 - hanging services: a TCP listener in this process accepts and never answers; the

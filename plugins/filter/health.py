@@ -13,6 +13,11 @@ the playbook passes in (``kailash_health__specs``, service -> spec):
               ``{port}`` (default ``"{host}:{port}"``, e.g. ``"bolt://{host}:{port}"``)
 ``address``   ``bind``: the service is probed where users reach it, its published port on
               the address in its ``bind`` setting (``127.0.0.1`` when it binds to all)
+``kind``      which probe runs (a kind of module_utils/kailash_probe_kinds.py: the probe
+              module of that name; one ``kailash_probes`` run probes every service)
+``endpoint_option``  the probe's option that takes the endpoint (``url``, ``uri``); without
+              it the probe gets ``host`` and ``port``
+``options``   more options of that probe, as they are (``json_key: status`` ...)
 ``release``   ``{member, argv}``: the service's API reports only an API version; the command
               run in that member's container prints the server's release, and the report
               shows ``<release> (API <version>)``
@@ -32,12 +37,20 @@ Filters
     The probes to run, service -> its resolved settings plus service, host, port, endpoint
     and the ``common`` settings (timeout, retries, backoff, docker_host, ca_file). Holds
     secrets: never log it.
+``kailash_health_probe_calls(probes, specs)``
+    The ``probes`` option of ``kailash_probes``: service -> {kind, options}, the options
+    taken from each probe's settings, its address (or endpoint) and the common settings,
+    plus the spec's ``options``. Holds secrets: never log it.
 ``kailash_health_release_reads(plan, specs, results)``
     The release commands to run: [{service, container, argv}] for each service with a
     ``release`` spec whose probe answered (up or degraded) and whose member container exists.
-``kailash_health_releases(reads)``
-    The registered result of those commands (a loop: ``{results: [...]}``, or the list) ->
-    service -> release, for the commands that succeeded.
+``kailash_health_releases(reads, plan=None)``
+    The registered result of those commands (a loop: ``{results: [...]}``, the list, or a
+    kailash_read's ``commands``) -> service -> release, for the commands that succeeded,
+    plus the releases ``plan`` (the release reads) kept from earlier runs.
+``kailash_health_release_cache(plan, releases)``
+    The release cache file's text: container id -> release (a container's release never
+    changes, so the next run reads only new containers' releases).
 ``kailash_health_report(plan, results, run, releases={})``
     The report (what the JSON file holds): ``results`` service -> the probe module's
     registered result (a result without ``status`` is a probe that could not run);
@@ -59,10 +72,13 @@ play), ``error`` (the probe could not run: fails the play), ``not deployed``, ``
 from __future__ import annotations
 
 import datetime
+import json
 import numbers
+import os
 from collections.abc import Mapping
 from typing import Any
 
+from ansible.errors import AnsibleFilterError
 from markupsafe import escape
 
 # The module result's keys that are columns of the report or Ansible's own: the rest of a
@@ -167,12 +183,66 @@ def kailash_health_probes(plan: Any, conf: Any, common: Any) -> dict[str, Any]:
     }
 
 
-def kailash_health_release_reads(plan: Any, specs: Any, results: Any) -> list[dict[str, Any]]:
-    """The release commands to run: [{service, container, argv}].
+_COMMON = ("timeout", "retries", "backoff")
+_ADDRESS = ("host", "port", "bind")
+
+
+def kailash_health_probe_calls(probes: Any, specs: Any) -> dict[str, Any]:
+    """service -> {kind, options}: the ``probes`` of one ``kailash_probes`` run.
+
+    The options: the probe's settings (the spec's ``settings`` keys are the probe's option
+    names), its address as ``host`` and ``port``, or, with an ``endpoint_option`` in the
+    spec, the endpoint under that option's name (``url``, ``uri``); the common timeout,
+    retries and backoff; then the spec's own ``options``. An https endpoint is checked
+    against ``ca_file`` when that file exists on the control node (otherwise the probe
+    uses the system's store).
+    """
+    calls = {}
+    for service, probe in probes.items():
+        spec = specs.get(service) or {}
+        if not spec.get("kind"):
+            raise AnsibleFilterError(f"the probe spec of {service} names no kind")
+        options = {key: probe[key] for key in spec.get("settings") or {}
+                   if key not in _ADDRESS and probe.get(key) is not None}
+        where = spec.get("endpoint_option")
+        if where:
+            options[where] = probe["endpoint"]
+            ca_file = probe.get("ca_file")
+            if str(probe["endpoint"]).startswith("https://") and ca_file \
+                    and os.path.isfile(ca_file):
+                options["ca_path"] = ca_file
+        else:
+            options.update(host=probe["host"], port=probe["port"])
+        options.update({key: probe[key] for key in _COMMON if key in probe})
+        options.update(spec.get("options") or {})
+        calls[service] = {"kind": spec["kind"], "options": options}
+    return calls
+
+
+def _release_cache(text: Any) -> dict[str, str]:
+    """The kept releases (container id -> release) from the cache file's text; {} when
+    there is none or it is not such a mapping (the releases are read again then)."""
+    if isinstance(text, Mapping):
+        return {str(k): str(v) for k, v in text.items()}
+    try:
+        kept = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in kept.items()} if isinstance(kept, dict) else {}
+
+
+def kailash_health_release_reads(plan: Any, specs: Any, results: Any, containers: Any = None,
+                                 cache: Any = None) -> list[dict[str, Any]]:
+    """The release commands to run: [{service, container, argv, id, cached}].
 
     For each service whose spec has a ``release``, whose probe answered (up or degraded)
-    and whose ``release.member`` container is in the plan.
+    and whose ``release.member`` container is in the plan. ``id`` is that container's id
+    (from ``containers``, as docker_host_info lists them); ``cached`` the release kept for
+    that id in ``cache`` (the text of the cache file, or its mapping) or None: a
+    container's image, hence its release, never changes, so only new containers are read.
     """
+    ids = {(c.get("Names") or ["/"])[0].lstrip("/"): c.get("Id", "") for c in containers or []}
+    kept = _release_cache(cache)
     reads = []
     for service, entry in plan.items():
         release = (specs.get(service) or {}).get("release")
@@ -181,24 +251,37 @@ def kailash_health_release_reads(plan: Any, specs: Any, results: Any) -> list[di
             continue
         names = [c["name"] for c in entry["containers"] if c["service"] == release["member"]]
         if names:
+            cid = ids.get(names[0], "")
             reads.append({"service": service, "container": names[0],
-                          "argv": list(release["argv"])})
+                          "argv": list(release["argv"]), "id": cid,
+                          "cached": kept.get(cid) if cid else None})
     return reads
 
 
-def kailash_health_releases(reads: Any) -> dict[str, str]:
+def kailash_health_releases(reads: Any, plan: Any = None) -> dict[str, str]:
     """service -> release from the registered release commands (rc 0 only, output trimmed).
 
     ``reads`` is the registered loop result (``{results: [...]}``) or its list; each
     result's ``item`` is one entry of ``kailash_health_release_reads``. Or the
-    ``commands`` of a ``kailash_read`` run: service -> ``{rc, stdout}``.
+    ``commands`` of a ``kailash_read`` run: service -> ``{rc, stdout}``. ``plan``, the
+    release reads, adds the releases kept from earlier runs (``cached``).
     """
+    known = {r["service"]: r["cached"] for r in plan or [] if r.get("cached") is not None}
     if isinstance(reads, Mapping) and "results" not in reads:
-        return {service: str(out.get("stdout", "")).strip() for service, out in reads.items()
-                if isinstance(out, Mapping) and out.get("rc", 1) == 0}
+        return {**known, **{service: str(out.get("stdout", "")).strip()
+                            for service, out in reads.items()
+                            if isinstance(out, Mapping) and out.get("rc", 1) == 0}}
     items = reads.get("results", []) if isinstance(reads, Mapping) else reads or []
-    return {r["item"]["service"]: str(r.get("stdout", "")).strip()
-            for r in items if r.get("rc", 1) == 0 and "item" in r}
+    return {**known, **{r["item"]["service"]: str(r.get("stdout", "")).strip()
+                        for r in items if r.get("rc", 1) == 0 and "item" in r}}
+
+
+def kailash_health_release_cache(plan: Any, releases: Any) -> str:
+    """The cache file's new text: container id -> release, for the release reads of this
+    run whose release is known (so containers that are gone drop out)."""
+    keep = {r["id"]: releases[r["service"]] for r in plan or []
+            if r.get("id") and r["service"] in (releases or {})}
+    return json.dumps(keep, indent=2, sort_keys=True) + "\n"
 
 
 def _sick(containers: list[dict[str, Any]]) -> str:
@@ -386,8 +469,10 @@ class FilterModule:
         return {
             "kailash_health_plan": kailash_health_plan,
             "kailash_health_probes": kailash_health_probes,
+            "kailash_health_probe_calls": kailash_health_probe_calls,
             "kailash_health_release_reads": kailash_health_release_reads,
             "kailash_health_releases": kailash_health_releases,
+            "kailash_health_release_cache": kailash_health_release_cache,
             "kailash_health_report": kailash_health_report,
             "kailash_health_table": kailash_health_table,
             "kailash_health_junit": kailash_health_junit,

@@ -95,86 +95,19 @@ status_code:
   sample: 200
 """
 
-from collections.abc import Callable  # noqa: E402
-from http.client import HTTPException  # noqa: E402
-from typing import Any  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.kailash_probe import (  # noqa: E402
-    DEGRADED,
-    DOWN,
-    UP,
-    Deadline,
-    HttpClient,
-    Outcome,
-    describe_error,
-    http_failure,
-    probe_argument_spec,
-    probe_param_errors,
-    run_probe,
-)
+# The probe itself lives in module_utils/kailash_probe_kinds.py (kind "chromadb"), shared with
+# kailash_probes, which runs several probes in one module run.
+from ansible.module_utils.kailash_probe import run_probe  # noqa: E402,F401 (for the tests)
+from ansible.module_utils.kailash_probe_kinds import KINDS, probe_main  # noqa: E402
 
-ARGUMENT_SPEC = probe_argument_spec({
-    "url": {"type": "str", "default": "http://localhost:8000"},
-    "token": {"type": "str", "no_log": True},
-    "token_header": {"type": "str", "default": "authorization",
-                     "choices": ["authorization", "x-chroma-token"], "no_log": False},
-}, tls=True)
-
-FACTS: dict[str, Any] = {"heartbeat_ns": None, "status_code": None}
-
-HEARTBEAT = "/api/v2/heartbeat"
-VERSION = "/api/v2/version"
-
-
-def make_check(params: dict[str, Any]) -> Callable[[Deadline], Outcome]:
-    headers = {"User-Agent": "kailash_chromadb_probe", "Accept": "application/json"}
-    if params["token"]:
-        if params["token_header"] == "authorization":
-            headers["Authorization"] = f"Bearer {params['token']}"
-        else:
-            headers["X-Chroma-Token"] = params["token"]
-
-    def check(deadline: Deadline) -> Outcome:
-        client = HttpClient(params["url"], deadline, params["validate_certs"],
-                            params["ca_path"], headers)
-        try:
-            beat = client.request(HEARTBEAT)
-            facts: dict[str, Any] = {"status_code": beat.status}
-            if beat.status != 200:
-                return Outcome(DOWN, error=http_failure(beat, "heartbeat"), facts=facts)
-            try:
-                facts["heartbeat_ns"] = int(beat.json()["nanosecond heartbeat"])
-            except (ValueError, KeyError, TypeError):
-                return Outcome(DOWN, error="heartbeat answered 200 without a "
-                               "'nanosecond heartbeat': not a ChromaDB v2 API?", facts=facts)
-            try:
-                version = client.request(VERSION)
-            except (OSError, HTTPException) as exc:
-                return Outcome(DEGRADED, error=f"version: {describe_error(exc)}", facts=facts)
-        finally:
-            client.close()
-        if version.status != 200:
-            return Outcome(DEGRADED, error=http_failure(version, "version"), facts=facts)
-        try:
-            text = version.json()
-        except ValueError:
-            text = version.body.decode("utf-8", "replace").strip()
-        return Outcome(UP, version=str(text), facts=facts)
-
-    return check
+ARGUMENT_SPEC = KINDS["chromadb"].spec
+FACTS = KINDS["chromadb"].facts
+make_check = KINDS["chromadb"].make_check
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    errors = probe_param_errors(module.params)
-    url = urlsplit(module.params["url"])
-    if url.scheme not in ("http", "https") or not url.hostname:
-        errors.append(f"url must be http(s)://host[:port], got {module.params['url']!r}")
-    if errors:
-        module.fail_json(msg="; ".join(errors))
-    module.exit_json(**run_probe(make_check(module.params), module.params, FACTS))
+    probe_main("chromadb")
 
 
 if __name__ == "__main__":

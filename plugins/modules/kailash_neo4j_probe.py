@@ -106,99 +106,23 @@ protocol_version:
   sample: "5.7"
 """
 
-import traceback  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible.module_utils.kailash_probe import (  # noqa: E402
-    DOWN,
-    UP,
-    Deadline,
-    Outcome,
-    describe_error,
-    probe_argument_spec,
-    probe_param_errors,
-    run_probe,
+# The probe itself lives in module_utils/kailash_probe_kinds.py (kind "neo4j"), shared with
+# kailash_probes, which runs several probes in one module run.
+from ansible.module_utils.kailash_probe import run_probe  # noqa: E402,F401 (for the tests)
+from ansible.module_utils.kailash_probe_kinds import (  # noqa: E402,F401 (the tests use them)
+    KINDS,
+    neo4j_error_text,
+    probe_main,
 )
 
-try:
-    import neo4j
-    from neo4j.exceptions import Neo4jError
-except ImportError:
-    neo4j = None
-    NEO4J_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    NEO4J_IMPORT_ERROR = None
-
-ARGUMENT_SPEC = probe_argument_spec({
-    "uri": {"type": "str", "default": "bolt://localhost:7687"},
-    "user": {"type": "str", "default": "neo4j", "aliases": ["login_user"]},
-    "password": {"type": "str", "no_log": True, "aliases": ["login_password"]},
-    "database": {"type": "str"},
-})
-
-FACTS: dict[str, Any] = {"server_agent": None, "protocol_version": None}
-
-
-def neo4j_error_text(exc: Exception) -> str:
-    """``code: message``, plus the server's own code when the driver did not know it."""
-    if not isinstance(exc, Neo4jError):
-        return describe_error(exc)
-    text = f"{exc.code}: {exc.message}" if exc.code else describe_error(exc)
-    raw = (exc.metadata or {}).get("code") if hasattr(exc, "metadata") else None
-    if raw and raw != exc.code:
-        text += f" (server code {raw})"
-    return text
-
-
-def make_check(params: dict[str, Any]) -> Callable[[Deadline], Outcome]:
-    auth = None
-    if params["password"] is not None:
-        auth = neo4j.basic_auth(params["user"], params["password"])
-
-    def check(deadline: Deadline) -> Outcome:
-        # the driver's own limits a little later than the deadline, which ends the attempt
-        limit = deadline.remaining() + 0.5
-        driver = neo4j.GraphDatabase.driver(
-            params["uri"], auth=auth, user_agent="kailash_neo4j_probe",
-            connection_timeout=limit, connection_acquisition_timeout=limit,
-            max_connection_pool_size=1, max_transaction_retry_time=0,
-        )
-        try:
-            with driver.session(database=params["database"],
-                                default_access_mode=neo4j.READ_ACCESS) as session:
-                result = session.run("RETURN 1 AS ok")
-                record = result.single(strict=True)
-                summary = result.consume()
-        except Exception as exc:
-            return Outcome(DOWN, error=neo4j_error_text(exc))
-        finally:
-            driver.close()
-        if record["ok"] != 1:
-            return Outcome(DOWN, error=f"RETURN 1 answered {record['ok']!r}")
-        agent = summary.server.agent or ""
-        protocol = summary.server.protocol_version
-        return Outcome(UP, version=agent.split("/", 1)[1] if "/" in agent else None, facts={
-            "server_agent": agent or None,
-            "protocol_version": ".".join(str(part) for part in protocol) if protocol else None,
-        })
-
-    return check
+ARGUMENT_SPEC = KINDS["neo4j"].spec
+FACTS = KINDS["neo4j"].facts
+make_check = KINDS["neo4j"].make_check
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if neo4j is None:
-        module.fail_json(msg=missing_required_lib("neo4j"), exception=NEO4J_IMPORT_ERROR)
-    errors = probe_param_errors(module.params)
-    uri = urlsplit(module.params["uri"])
-    if uri.scheme != "bolt" or not uri.hostname:
-        errors.append(f"uri must be bolt://host[:port], got {module.params['uri']!r}")
-    if errors:
-        module.fail_json(msg="; ".join(errors))
-    module.exit_json(**run_probe(make_check(module.params), module.params, FACTS))
+    probe_main("neo4j")
 
 
 if __name__ == "__main__":

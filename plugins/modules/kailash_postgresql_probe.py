@@ -145,97 +145,19 @@ in_recovery:
   sample: false
 """
 
-import math  # noqa: E402
-import traceback  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible.module_utils.kailash_probe import (  # noqa: E402
-    UP,
-    Deadline,
-    Outcome,
-    probe_argument_spec,
-    probe_param_errors,
-    ratio,
-    run_probe,
-)
+# The probe itself lives in module_utils/kailash_probe_kinds.py (kind "postgresql"), shared with
+# kailash_probes, which runs several probes in one module run.
+from ansible.module_utils.kailash_probe import run_probe  # noqa: E402,F401 (for the tests)
+from ansible.module_utils.kailash_probe_kinds import KINDS, probe_main  # noqa: E402
 
-try:
-    import psycopg
-except ImportError:
-    psycopg = None
-    PSYCOPG_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    PSYCOPG_IMPORT_ERROR = None
-
-ARGUMENT_SPEC = probe_argument_spec({
-    "host": {"type": "str", "default": "localhost", "aliases": ["login_host"]},
-    "port": {"type": "int", "default": 5432, "aliases": ["login_port"]},
-    "user": {"type": "str", "default": "postgres", "aliases": ["login_user"]},
-    "password": {"type": "str", "no_log": True, "aliases": ["login_password"]},
-    "database": {"type": "str", "default": "postgres", "aliases": ["login_db", "db"]},
-    "ssl_mode": {"type": "str", "default": "prefer",
-                 "choices": ["disable", "allow", "prefer", "require", "verify-ca",
-                             "verify-full"]},
-    "ca_path": {"type": "path", "aliases": ["ca_cert"]},
-})
-
-FACTS: dict[str, Any] = {
-    "server_version": None, "connections": None, "max_connections": None,
-    "connections_ratio": None, "in_recovery": None,
-}
-
-QUERY = """
-SELECT current_setting('server_version'),
-       current_setting('max_connections')::int,
-       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int,
-       pg_is_in_recovery()
-"""
-
-
-def make_check(params: dict[str, Any]) -> Callable[[Deadline], Outcome]:
-    def check(deadline: Deadline) -> Outcome:
-        # libpq counts connect_timeout in whole seconds (at least 2): set it past the
-        # deadline, which ends the attempt exactly (run_probe).
-        conn = psycopg.connect(
-            host=params["host"], port=params["port"], user=params["user"],
-            password=params["password"], dbname=params["database"],
-            sslmode=params["ssl_mode"], sslrootcert=params["ca_path"],
-            connect_timeout=max(2, math.ceil(deadline.remaining()) + 1),
-            application_name="kailash_postgresql_probe", autocommit=True,
-        )
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1")
-                cur.fetchone()
-                cur.execute(QUERY)
-                row = cur.fetchone()
-        finally:
-            conn.close()
-        server_version, max_connections, connections, in_recovery = row
-        return Outcome(UP, version=server_version.split()[0], facts={
-            "server_version": server_version,
-            "connections": connections,
-            "max_connections": max_connections,
-            "connections_ratio": ratio(connections, max_connections),
-            "in_recovery": in_recovery,
-        })
-
-    return check
+ARGUMENT_SPEC = KINDS["postgresql"].spec
+FACTS = KINDS["postgresql"].facts
+make_check = KINDS["postgresql"].make_check
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if psycopg is None:
-        module.fail_json(msg=missing_required_lib("psycopg (psycopg[binary] >= 3.1)"),
-                         exception=PSYCOPG_IMPORT_ERROR)
-    errors = probe_param_errors(module.params)
-    if not 0 < module.params["port"] < 65536:
-        errors.append(f"port must be 1-65535, got {module.params['port']}")
-    if errors:
-        module.fail_json(msg="; ".join(errors))
-    module.exit_json(**run_probe(make_check(module.params), module.params, FACTS))
+    probe_main("postgresql")
 
 
 if __name__ == "__main__":

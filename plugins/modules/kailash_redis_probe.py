@@ -157,91 +157,19 @@ memory_ratio:
   sample: 0.0039
 """
 
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.kailash_probe import (  # noqa: E402
-    DEGRADED,
-    DOWN,
-    UP,
-    Deadline,
-    Outcome,
-    open_tcp,
-    probe_argument_spec,
-    probe_param_errors,
-    ratio,
-    run_probe,
-)
-from ansible.module_utils.kailash_resp import (  # noqa: E402
-    RespClient,
-    RespReplyError,
-    parse_info,
-    redis_facts,
-    redis_health,
-)
+# The probe itself lives in module_utils/kailash_probe_kinds.py (kind "redis"), shared with
+# kailash_probes, which runs several probes in one module run.
+from ansible.module_utils.kailash_probe import run_probe  # noqa: E402,F401 (for the tests)
+from ansible.module_utils.kailash_probe_kinds import KINDS, probe_main  # noqa: E402
 
-ARGUMENT_SPEC = probe_argument_spec({
-    "host": {"type": "str", "default": "localhost", "aliases": ["login_host"]},
-    "port": {"type": "int", "default": 6379, "aliases": ["login_port"]},
-    "user": {"type": "str", "aliases": ["login_user"]},
-    "password": {"type": "str", "no_log": True, "aliases": ["login_password"]},
-})
-
-FACTS: dict[str, Any] = {
-    "role": None, "loading": None, "master_link_status": None, "connected_clients": None,
-    "memory_used": None, "maxmemory": None, "maxmemory_policy": None, "memory_ratio": None,
-}
-
-
-def make_check(params: dict[str, Any]) -> Callable[[Deadline], Outcome]:
-    def check(deadline: Deadline) -> Outcome:
-        sock = open_tcp(params["host"], params["port"], deadline)
-        try:
-            client = RespClient(sock, deadline)
-            if params["password"] is not None:
-                auth = ["AUTH", params["password"]]
-                if params["user"]:
-                    auth.insert(1, params["user"])
-                try:
-                    client.command(*auth)
-                except RespReplyError as exc:
-                    return Outcome(DOWN, error=f"authentication failed: {exc.text}")
-            loading = False
-            try:
-                client.command("PING")
-            except RespReplyError as exc:
-                if exc.code != "LOADING":
-                    prefix = "authentication required" if exc.code == "NOAUTH" else "PING failed"
-                    return Outcome(DOWN, error=f"{prefix}: {exc.text}")
-                loading = True
-            try:
-                info = parse_info(client.command("INFO"))
-            except RespReplyError as exc:
-                if loading or exc.code == "LOADING":
-                    return Outcome(DEGRADED, error=exc.text, facts={"loading": True})
-                # PING works, INFO is refused (an ACL without +info): up, nothing more known
-                return Outcome(UP, error=f"INFO refused: {exc.text}")
-            status, reason = redis_health(info, ping_loading=loading)
-            facts = redis_facts(info, loading=loading)
-            facts["memory_ratio"] = ratio(facts["memory_used"], facts["maxmemory"])
-            return Outcome(status, version=info.get("redis_version"), error=reason, facts=facts)
-        finally:
-            sock.close()
-
-    return check
+ARGUMENT_SPEC = KINDS["redis"].spec
+FACTS = KINDS["redis"].facts
+make_check = KINDS["redis"].make_check
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    errors = probe_param_errors(module.params)
-    if not 0 < module.params["port"] < 65536:
-        errors.append(f"port must be 1-65535, got {module.params['port']}")
-    if module.params["user"] and module.params["password"] is None:
-        errors.append("user needs password (AUTH user password)")
-    if errors:
-        module.fail_json(msg="; ".join(errors))
-    module.exit_json(**run_probe(make_check(module.params), module.params, FACTS))
+    probe_main("redis")
 
 
 if __name__ == "__main__":

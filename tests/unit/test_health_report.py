@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ansible.errors import AnsibleFilterError
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = json.loads((ROOT / "tests" / "unit" / "fixtures" / "health_report.json").read_text())
@@ -257,7 +258,7 @@ def test_release_commands_only_for_an_answering_service_with_its_container() -> 
                                       inputs["conf"], {}, "kailash-hp_data")
     reads = health.kailash_health_release_reads(plan, SPECS, inputs["results"])
     assert reads == [{"service": "chromadb", "container": "kailash-hp-chromadb-server-1",
-                      "argv": SPECS["chromadb"]["release"]["argv"]}]
+                      "argv": SPECS["chromadb"]["release"]["argv"], "id": "", "cached": None}]
     down = {**inputs["results"], "chromadb": {"status": "down"}}
     assert health.kailash_health_release_reads(plan, SPECS, down) == []
     assert health.kailash_health_releases({"results": [
@@ -309,3 +310,87 @@ def test_the_filters_know_no_service_by_name() -> None:
     assert any("cannot connect" in s for s in code)  # the strings are seen
     for name in SPECS:
         assert not [s for s in code if name in s], name
+
+
+def test_a_release_is_read_once_per_container_then_kept_by_its_id() -> None:
+    inputs = by_name("healthy")["inputs"]
+    containers = [{**c, "Id": f"id-{i}"} for i, c in enumerate(inputs["containers"])]
+    plan = health.kailash_health_plan(containers, inputs["services"], SPECS,
+                                      inputs["conf"], {}, "kailash-hp_data")
+    server = next(c["Id"] for c in containers
+                  if c["Names"][0].lstrip("/") == "kailash-hp-chromadb-server-1")
+    # first run: no cache (no file: the lookup gives None or ''), so the release is read
+    for nothing in (None, "", "not json", "[1, 2]"):
+        reads = health.kailash_health_release_reads(plan, SPECS, inputs["results"],
+                                                     containers, nothing)
+        assert [(r["id"], r["cached"]) for r in reads] == [(server, None)], nothing
+    releases = health.kailash_health_releases({"chromadb": {"rc": 0, "stdout": "1.5.9\n"}},
+                                              reads)
+    assert releases == {"chromadb": "1.5.9"}
+    cache = health.kailash_health_release_cache(reads, releases)
+    assert json.loads(cache) == {server: "1.5.9"}
+    # next run, same container: kept, nothing to read, the same release reported
+    again = health.kailash_health_release_reads(plan, SPECS, inputs["results"],
+                                                containers, cache)
+    assert again[0]["cached"] == "1.5.9"
+    assert health.kailash_health_releases({}, again) == {"chromadb": "1.5.9"}
+    assert json.loads(health.kailash_health_release_cache(again, {"chromadb": "1.5.9"})) == {
+        server: "1.5.9"}
+    # a recreated container (new id) is read again; the gone one drops out of the cache
+    renewed = [{**c, "Id": c["Id"] + "-new"} for c in containers]
+    fresh = health.kailash_health_release_reads(plan, SPECS, inputs["results"], renewed, cache)
+    assert fresh[0]["cached"] is None and fresh[0]["id"] == server + "-new"
+    assert json.loads(health.kailash_health_release_cache(fresh, {"chromadb": "1.6.0"})) == {
+        server + "-new": "1.6.0"}
+    # a failed read keeps nothing (read again next time)
+    failed = health.kailash_health_releases({"chromadb": {"rc": 1, "stdout": ""}}, fresh)
+    assert failed == {} and json.loads(health.kailash_health_release_cache(fresh, failed)) == {}
+
+
+def test_probe_calls_give_each_kind_its_own_options(tmp_path) -> None:
+    inputs = by_name("healthy")["inputs"]
+    plan = health.kailash_health_plan(inputs["containers"], inputs["services"], SPECS,
+                                      inputs["conf"], {}, "kailash-hp_data")
+    ca = tmp_path / "ca.crt"
+    common = {"timeout": 2.0, "retries": 1, "backoff": 0.5, "docker_host": "localhost",
+              "ca_file": str(ca)}
+    probes = health.kailash_health_probes(plan, inputs["conf"], common)
+    calls = health.kailash_health_probe_calls(probes, SPECS)
+    assert set(calls) == set(probes)
+    pg = calls["postgresql"]
+    assert pg["kind"] == "postgresql"
+    assert pg["options"] == {
+        "host": probes["postgresql"]["host"], "port": probes["postgresql"]["port"],
+        "user": inputs["conf"]["postgresql"]["user"],
+        "database": inputs["conf"]["postgresql"]["database"],
+        "password": inputs["conf"]["postgresql"]["password"],
+        "timeout": 2.0, "retries": 1, "backoff": 0.5}
+    chroma = calls["chromadb"]["options"]
+    assert calls["chromadb"]["kind"] == "chromadb"
+    assert chroma["url"] == probes["chromadb"]["endpoint"] and "port" not in chroma
+    assert chroma["token"] == inputs["conf"]["chromadb"]["token"] and "host" not in chroma
+    # every option is one the probe module takes (docker_host, ca_file, service: not)
+    for call in calls.values():
+        assert not {"docker_host", "ca_file", "service", "endpoint", "bind"} & set(
+            call["options"]), call
+    # an https endpoint gets the CA file only when it exists; plain http never
+    specs = {"web": {"kind": "http", "settings": {"port": "x", "bind": "y"},
+                     "endpoint_option": "url", "options": {"json_key": "status"}}}
+    probe = {"web": {**common, "service": "web", "host": "127.0.0.1", "port": 8443,
+                     "bind": "0.0.0.0", "endpoint": "https://127.0.0.1:8443/health"}}
+    assert health.kailash_health_probe_calls(probe, specs)["web"]["options"] == {
+        "url": "https://127.0.0.1:8443/health", "timeout": 2.0, "retries": 1,
+        "backoff": 0.5, "json_key": "status"}
+    ca.write_text("x")
+    assert health.kailash_health_probe_calls(probe, specs)["web"]["options"]["ca_path"] == \
+        str(ca)
+    plain = {"web": {**probe["web"], "endpoint": "http://127.0.0.1:8080/health"}}
+    assert "ca_path" not in health.kailash_health_probe_calls(plain, specs)["web"]["options"]
+    with pytest.raises(AnsibleFilterError, match="probe spec of web names no kind"):
+        health.kailash_health_probe_calls(probe, {"web": {"settings": {}}})
+
+
+def test_every_probe_spec_names_a_kind_the_probes_module_runs() -> None:
+    kinds = (ROOT / "plugins" / "module_utils" / "kailash_probe_kinds.py").read_text()
+    for service, spec in SPECS.items():
+        assert f'    "{spec["kind"]}": Kind(' in kinds, service
