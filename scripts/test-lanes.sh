@@ -26,6 +26,7 @@ LANE_DAY2=(tests/day2 tests/integration/test_config_catalog.py)
 LANE_STACKS=(tests/backup tests/integration/test_dev_stack.py tests/integration/test_app_stack.py
              tests/integration/test_health_playbook.py tests/integration/test_dev_host.py
              tests/integration/test_monitoring_stack.py tests/integration/test_grafana_provisioning.py
+             tests/integration/test_monitoring_app.py
              tests/integration/test_monitoring_exporters.py)
 
 # every module under tests/integration, tests/backup, tests/day2 must be in exactly one lane

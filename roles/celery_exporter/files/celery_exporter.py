@@ -118,6 +118,9 @@ class Exporter:
         self.state = app.events.State(max_tasks_in_memory=10000, max_workers_in_memory=1000)
         self.lock = threading.Lock()
         self.connected = False
+        # hostname -> when its last event arrived (a worker-offline event clears the
+        # worker's heartbeats in Celery's State, so they cannot date it)
+        self.last_seen: dict[str, float] = {}
         labels = ["name", "hostname", "queue_name"]
         self.counters = {}
         for kind in TASK_EVENTS:
@@ -180,10 +183,10 @@ class Exporter:
         with self.lock:
             workers = list(self.state.workers.items())
         for hostname, worker in workers:
-            last = worker.heartbeats[-1] if worker.heartbeats else 0
-            if now - last > self.worker_forget:
+            if now - self.last_seen.get(hostname, now) > self.worker_forget:
                 with self.lock:
                     self.state.workers.pop(hostname, None)
+                    self.last_seen.pop(hostname, None)
                 continue
             alive = worker.alive
             up.add_metric([hostname], 1.0 if alive else 0.0)
@@ -197,6 +200,8 @@ class Exporter:
         self.events.labels(type=kind).inc()
         with self.lock:
             self.state.event(event)
+            if event.get("hostname"):
+                self.last_seen[event["hostname"]] = time.time()
             task = self.state.tasks.get(event.get("uuid")) if kind.startswith("task-") else None
             if task is None:
                 return
