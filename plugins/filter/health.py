@@ -27,6 +27,9 @@ A service without a spec is reported, never probed (``unknown``: no probe for th
 Filters
 =======
 
+``kailash_health_containers(ps_lines, inspect)``
+    The project's containers in docker_host_info's (verbose) form, from ``docker ps
+    --format '{{json .}}'`` and ``docker inspect`` output (one kailash_read run).
 ``kailash_health_plan(containers, services, specs, conf, endpoints={}, network='')``
     What is deployed and where to probe it: service -> {service, deployed, containers,
     endpoint, probe, host, port, note}. ``containers`` as community.docker.docker_host_info
@@ -217,6 +220,33 @@ def kailash_health_probe_calls(probes: Any, specs: Any) -> dict[str, Any]:
         options.update(spec.get("options") or {})
         calls[service] = {"kind": spec["kind"], "options": options}
     return calls
+
+
+def kailash_health_containers(ps_lines: Any, inspect: Any) -> list[dict[str, Any]]:
+    """The project's containers as community.docker.docker_host_info lists them (verbose):
+    {Id, Names, Labels, State, Status, NetworkSettings.Networks}, from the output of
+    ``docker ps --all --no-trunc --format '{{json .}}'`` (the state and its text, "Up 5
+    minutes (healthy)") and of ``docker inspect`` of the same containers (labels, addresses).
+    A container gone between the two is left out; one that came is listed by inspect alone.
+    """
+    status = {}
+    for line in str(ps_lines or "").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            status[row["ID"]] = (row.get("State", ""), row.get("Status", ""))
+    text = str(inspect or "").strip()
+    found = json.loads(text[text.index("["):]) if "[" in text else []
+    listed = []
+    for c in found:
+        state = (c.get("State") or {}).get("Status", "")
+        state, status_text = status.get(c["Id"], (state, state))
+        listed.append({
+            "Id": c["Id"], "Names": [c.get("Name", "")],
+            "Labels": (c.get("Config") or {}).get("Labels") or {},
+            "State": state, "Status": status_text,
+            "NetworkSettings": {"Networks": (c.get("NetworkSettings") or {}).get("Networks") or {}},
+        })
+    return listed
 
 
 def _release_cache(text: Any) -> dict[str, str]:
@@ -467,6 +497,7 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         """The filters, by name."""
         return {
+            "kailash_health_containers": kailash_health_containers,
             "kailash_health_plan": kailash_health_plan,
             "kailash_health_probes": kailash_health_probes,
             "kailash_health_probe_calls": kailash_health_probe_calls,

@@ -394,3 +394,49 @@ def test_every_probe_spec_names_a_kind_the_probes_module_runs() -> None:
     kinds = (ROOT / "plugins" / "module_utils" / "kailash_probe_kinds.py").read_text()
     for service, spec in SPECS.items():
         assert f'    "{spec["kind"]}": Kind(' in kinds, service
+
+
+def test_containers_from_docker_ps_and_inspect_as_docker_host_info_lists_them() -> None:
+    """health.yml lists the containers with one kailash_read (docker ps + docker inspect);
+    the plan reads them in docker_host_info's form."""
+    ps = "\n".join(json.dumps(row) for row in [
+        {"ID": "a" * 64, "Names": "p-redis-1", "State": "running",
+         "Status": "Up 5 minutes (healthy)", "Labels": "ignored=1"},
+        {"ID": "b" * 64, "Names": "p-postgresql-1", "State": "exited",
+         "Status": "Exited (0) 3 seconds ago"},
+        {"ID": "c" * 64, "Names": "p-gone-1", "State": "running", "Status": "Up 1 second"},
+    ])
+    inspect = json.dumps([
+        {"Id": "a" * 64, "Name": "/p-redis-1", "State": {"Status": "running"},
+         "Config": {"Labels": {"com.docker.compose.service": "redis"}},
+         "NetworkSettings": {"Networks": {"p_data": {"IPAddress": "10.1.2.3"}}}},
+        {"Id": "b" * 64, "Name": "/p-postgresql-1", "State": {"Status": "exited"},
+         "Config": {"Labels": {"com.docker.compose.service": "postgresql"}},
+         "NetworkSettings": {"Networks": {"p_data": {"IPAddress": ""}}}},
+        # started between ps and inspect: listed with inspect's state
+        {"Id": "d" * 64, "Name": "/p-new-1", "State": {"Status": "created"},
+         "Config": {"Labels": None}, "NetworkSettings": {"Networks": None}},
+    ])
+    listed = health.kailash_health_containers(ps, inspect)
+    assert listed == [
+        {"Id": "a" * 64, "Names": ["/p-redis-1"],
+         "Labels": {"com.docker.compose.service": "redis"}, "State": "running",
+         "Status": "Up 5 minutes (healthy)",
+         "NetworkSettings": {"Networks": {"p_data": {"IPAddress": "10.1.2.3"}}}},
+        {"Id": "b" * 64, "Names": ["/p-postgresql-1"],
+         "Labels": {"com.docker.compose.service": "postgresql"}, "State": "exited",
+         "Status": "Exited (0) 3 seconds ago",
+         "NetworkSettings": {"Networks": {"p_data": {"IPAddress": ""}}}},
+        {"Id": "d" * 64, "Names": ["/p-new-1"], "Labels": {}, "State": "created",
+         "Status": "created", "NetworkSettings": {"Networks": {}}},
+    ]
+    plan = health.kailash_health_plan(listed, ["redis", "postgresql"], SPECS,
+                                      {"redis": {"port": 6379}, "postgresql": {"port": 5432}},
+                                      {}, "p_data")
+    assert plan["redis"]["host"] == "10.1.2.3" and plan["redis"]["probe"] is True
+    assert plan["redis"]["containers"][0]["health"] == "healthy"
+    assert plan["postgresql"]["probe"] is False
+    assert plan["postgresql"]["note"].startswith("cannot connect: container p-postgresql-1")
+    # no containers at all, and inspect's partial output after a race (rc 1, text first)
+    assert health.kailash_health_containers("", "[]") == []
+    assert health.kailash_health_containers("", "Error: No such object: x\n[]") == []
