@@ -21,6 +21,11 @@ the playbook passes in (``kailash_health__specs``, service -> spec):
 ``release``   ``{member, argv}``: the service's API reports only an API version; the command
               run in that member's container prints the server's release, and the report
               shows ``<release> (API <version>)``
+``alerts``    the service is an alert source (a Prometheus): its probe asks its HTTP API
+              ``/api/v1/alerts`` and the probe returns the alerts list from the same answer
+              (the http probe's ``json_return``, set to ``alerts.key``, default
+              ``data.alerts``). ``alerts.heartbeat``: labels that mark an always-firing
+              heartbeat alert (``{severity: none}``): listed apart, never counted as firing
 
 A service without a spec is reported, never probed (``unknown``: no probe for this service).
 
@@ -54,19 +59,30 @@ Filters
 ``kailash_health_release_cache(plan, releases)``
     The release cache file's text: container id -> release (a container's release never
     changes, so the next run reads only new containers' releases).
-``kailash_health_report(plan, results, run, releases={})``
+``kailash_health_report(plan, results, run, releases={}, alerts=None)``
     The report (what the JSON file holds): ``results`` service -> the probe module's
     registered result (a result without ``status`` is a probe that could not run);
     ``run`` {project, host, network, timeout, retries, mode, t0, now} (``t0``/``now``: epoch
-    seconds when the probes started / now).
+    seconds when the probes started / now); ``alerts`` the section of
+    ``kailash_health_alerts`` (None: not checked).
+``kailash_health_alerts(plan, results, specs, now=None)``
+    The report's ``alerts`` section, from the probe results of the deployed alert sources
+    (services whose spec has ``alerts``): ``status`` ``not checked`` (no source deployed),
+    ``unknown`` (no source answered: ``note`` says why), ``none`` or ``firing``;
+    ``firing`` and ``pending`` (lists of {alertname, severity, state, service, instance,
+    job, since, active_s, summary, source}), their ``counts``, and the ``heartbeats``.
+    ``now`` (epoch seconds) gives each alert's ``active_s``.
 ``kailash_health_table(report, check_mode=False)``
     The aligned text table printed to the user, with its title line.
 ``kailash_health_junit(report)``
-    The JUnit XML document (down: failure, error: error, not deployed/unknown: skipped).
+    The JUnit XML document (down: failure, error: error, not deployed/unknown: skipped),
+    and, when alerts were checked, a second suite: a failing testcase per firing alert of
+    severity critical, a passing one per other firing alert (or one "no alert firing").
 ``kailash_health_warning(report)``
     The warning naming the degraded services ('' when none is).
-``kailash_health_failure(report, report_file)``
-    The message of the failed play naming every service that is down or in error.
+``kailash_health_failure(report, report_file, alerts=False)``
+    The message of the failed play naming every service that is down or in error (and,
+    with ``alerts``, every firing alert: kailash_health_fail_on_alerts).
 
 Statuses: ``up``, ``degraded`` (answers, not entirely well: a warning), ``down`` (fails the
 play), ``error`` (the probe could not run: fails the play), ``not deployed``, ``unknown``.
@@ -89,7 +105,7 @@ from markupsafe import escape
 _INTERNAL = frozenset([
     "status", "latency_ms", "version", "error", "attempts", "changed", "failed",
     "failed_when_result", "invocation", "msg", "warnings", "deprecations", "exception",
-    "module_stdout", "module_stderr", "stdout", "stderr",
+    "module_stdout", "module_stderr", "stdout", "stderr", "json_returned",
 ])
 _FAILING = ("down", "error")
 _SKIPPED = ("not deployed", "unknown")
@@ -187,6 +203,7 @@ def kailash_health_probes(plan: Any, conf: Any, common: Any) -> dict[str, Any]:
 
 
 _COMMON = ("timeout", "retries", "backoff")
+_ALERTS_KEY = "data.alerts"  # where /api/v1/alerts answers its list
 _ADDRESS = ("host", "port", "bind")
 
 
@@ -218,6 +235,8 @@ def kailash_health_probe_calls(probes: Any, specs: Any) -> dict[str, Any]:
             options.update(host=probe["host"], port=probe["port"])
         options.update({key: probe[key] for key in _COMMON if key in probe})
         options.update(spec.get("options") or {})
+        if spec.get("alerts") is not None:
+            options["json_return"] = (spec["alerts"] or {}).get("key", _ALERTS_KEY)
         calls[service] = {"kind": spec["kind"], "options": options}
     return calls
 
@@ -314,6 +333,138 @@ def kailash_health_release_cache(plan: Any, releases: Any) -> str:
     return json.dumps(keep, indent=2, sort_keys=True) + "\n"
 
 
+# ------------------------------------------------------------------------------ alerts
+
+_SEVERITY_ORDER = ("critical", "warning", "info")
+
+
+def _since(active_at: Any) -> tuple[str | None, float | None]:
+    """An alert's ``activeAt`` (RFC 3339, nanoseconds) -> ("YYYY-MM-DDTHH:MM:SSZ", epoch)."""
+    text = str(active_at or "")
+    try:
+        when = datetime.datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return (text or None), None
+    when = when.replace(tzinfo=datetime.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ"), when.timestamp()
+
+
+def _alert(found: Mapping[str, Any], source: str, now: float | None) -> dict[str, Any]:
+    """One alert of /api/v1/alerts as the report lists it."""
+    labels = found.get("labels") or {}
+    since, epoch = _since(found.get("activeAt"))
+    return {
+        "alertname": labels.get("alertname"), "severity": labels.get("severity"),
+        "state": found.get("state"), "service": labels.get("service"),
+        "instance": labels.get("instance"), "job": labels.get("job"), "since": since,
+        "active_s": None if now is None or epoch is None else round(max(now - epoch, 0.0)),
+        "summary": (found.get("annotations") or {}).get("summary"), "source": source,
+    }
+
+
+def _alert_order(alert: Mapping[str, Any]) -> tuple[Any, ...]:
+    severity = alert["severity"] or ""
+    rank = _SEVERITY_ORDER.index(severity) if severity in _SEVERITY_ORDER else len(
+        _SEVERITY_ORDER)
+    return (rank, str(alert["alertname"] or ""), str(alert["service"] or ""),
+            str(alert["instance"] or ""))
+
+
+def _unanswered(entry: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
+    """Why an alert source gave no alerts list (None when it did)."""
+    if not entry["probe"]:
+        return entry.get("note") or "not probed"
+    if "status" not in result:
+        return "probe failed: " + str(result.get("msg", "no result")).strip()
+    if result["status"] not in ("up", "degraded"):
+        return f"{result['status']}: {result.get('error') or 'no details'}"
+    if not isinstance(result.get("json_returned"), list):
+        return "answered without an alerts list"
+    return None
+
+
+def kailash_health_alerts(plan: Any, results: Any, specs: Any,
+                          now: Any = None) -> dict[str, Any]:
+    """The report's ``alerts`` section (see the module doc), from the deployed alert
+    sources' probe results. An alert whose labels include every label of its source's
+    ``alerts.heartbeat`` is a heartbeat (always firing by design): listed apart."""
+    results, specs = results or {}, specs or {}
+    now = None if now is None else float(now)
+    sources = [name for name, spec in specs.items() if (spec or {}).get("alerts") is not None]
+    deployed = [name for name in sources if (plan.get(name) or {}).get("deployed")]
+    section: dict[str, Any] = {
+        "checked": False, "status": "not checked", "sources": deployed, "note": None,
+        "counts": {"firing": 0, "pending": 0}, "firing": [], "pending": [], "heartbeats": [],
+    }
+    if not deployed:
+        section["note"] = ("no alert source deployed ("
+                           + (", ".join(sources) or "no probe spec has alerts") + ")")
+        return section
+    answered, failed = [], []
+    for name in deployed:
+        result = results.get(name) or {}
+        why = _unanswered(plan[name], result)
+        if why:
+            failed.append(f"{name} does not answer ({why})")
+            continue
+        answered.append(name)
+        heartbeat = (specs[name]["alerts"] or {}).get("heartbeat") or {}
+        for found in result["json_returned"]:
+            if not isinstance(found, Mapping):
+                continue
+            alert = _alert(found, name, now)
+            labels = found.get("labels") or {}
+            if heartbeat and all(labels.get(k) == v for k, v in heartbeat.items()):
+                if alert["state"] == "firing":
+                    section["heartbeats"].append(alert)
+            elif alert["state"] in ("firing", "pending"):
+                section[alert["state"]].append(alert)
+    for state in ("firing", "pending", "heartbeats"):
+        section[state].sort(key=_alert_order)
+    section["counts"] = {"firing": len(section["firing"]), "pending": len(section["pending"])}
+    section["note"] = "; ".join(failed) or None
+    if not answered:
+        section["status"] = "unknown"
+    else:
+        section.update(checked=True, status="firing" if section["firing"] else "none")
+    return section
+
+
+def _not_checked(report: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The report's alerts section (a report made without one: not checked)."""
+    return report.get("alerts") or {"checked": False, "status": "not checked", "note": None,
+                                     "firing": [], "pending": [], "heartbeats": []}
+
+
+def _alerts_lines(alerts: Mapping[str, Any]) -> list[str]:
+    """The table's alerts part: a summary line, then a row per firing and pending alert."""
+    if alerts["status"] == "not checked":
+        return [f"Alerts: not checked ({alerts['note'] or 'no alert source'})"]
+    if alerts["status"] == "unknown":
+        return [f"Alerts: unknown, {alerts['note']}"]
+    extra = [f"pending: {len(alerts['pending'])}"]
+    if alerts["heartbeats"]:
+        extra.append("heartbeat: " + ", ".join(
+            sorted({str(a["alertname"]) for a in alerts["heartbeats"]})))
+    extra.append("from " + ", ".join(alerts["sources"]))
+    if alerts["note"]:
+        extra.append(alerts["note"])
+    count = len(alerts["firing"]) or "none"
+    lines = [f"Alerts firing: {count} ({'; '.join(extra)})"]
+    rows = [
+        [a["state"], a["severity"] or "-", a["alertname"] or "-",
+         " ".join(f"{k}={a[k]}" for k in ("service", "instance") if a[k]) or "-",
+         f"since {a['since'] or '?'}"
+         + (f" ({a['active_s']} s)" if a["active_s"] is not None else "")]
+        for a in alerts["firing"] + alerts["pending"]
+    ]
+    widths = [max(len(row[col]) for row in rows) for col in range(4)] if rows else []
+    for row in rows:
+        lines.append("  " + " | ".join(
+            [*(row[col].ljust(widths[col]) for col in range(4)), row[4]]))
+    return lines
+
+
 def _sick(containers: list[dict[str, Any]]) -> str:
     """The containers that are not running or unhealthy, ``name: status``, each once."""
     sick = [c for c in containers if c["state"] != "running"]
@@ -361,13 +512,14 @@ def _entry(entry: Mapping[str, Any], result: Mapping[str, Any],
 
 
 def kailash_health_report(plan: Any, results: Any, run: Any,
-                          releases: Any = None) -> dict[str, Any]:
+                          releases: Any = None, alerts: Any = None) -> dict[str, Any]:
     """The health report (the JSON file's content), one entry per service of the plan.
 
     A deployed service the plan does not probe is down when its container has no address
     (the plan's note says why), unknown when it has no probe; a probe result without a
     status is an error; a service that answers while one of its containers is stopped or
-    unhealthy is degraded (down: the containers are named in its error).
+    unhealthy is degraded (down: the containers are named in its error). ``alerts`` is
+    the section of ``kailash_health_alerts``; without it the alerts are not checked.
     """
     results, releases = results or {}, releases or {}
     services = [_entry(entry, results.get(name) or {}, releases.get(name))
@@ -386,6 +538,7 @@ def kailash_health_report(plan: Any, results: Any, run: Any,
         "mode": run["mode"], "healthy": not failing, "counts": counts, "failing": failing,
         "degraded": [s["service"] for s in services if s["status"] == "degraded"],
         "services": services,
+        "alerts": dict(alerts) if alerts is not None else dict(_not_checked({})),
     }
 
 
@@ -415,6 +568,7 @@ def kailash_health_table(report: Any, check_mode: bool = False) -> str:
         if number == 0:
             rule = [*widths, max(len(r[4]) for r in rows)]
             lines.append("-+-".join("-" * w for w in rule))
+    lines += _alerts_lines(_not_checked(report))
     return "\n".join(line for line in lines if line)
 
 
@@ -444,31 +598,76 @@ def _testcase(s: Mapping[str, Any], classname: str) -> list[str]:
     return lines
 
 
+def _alert_cases(alerts: Mapping[str, Any], classname: str) -> list[list[str]]:
+    """The alerts suite's testcases, as lines each: a firing critical alert fails, another
+    firing alert passes with its text; none firing: one passing case; unknown: skipped."""
+    if alerts["status"] == "unknown":
+        return [[f'    <testcase classname="{classname}" name="alerts" time="0.000">',
+                 f'      <skipped message="{_e("unknown: " + str(alerts["note"]))}"/>',
+                 "    </testcase>"]]
+    if not alerts["firing"]:
+        return [[f'    <testcase classname="{classname}" name="no alert firing" time="0.000">',
+                 f'      <system-out>{_e("from " + ", ".join(alerts["sources"]))}</system-out>',
+                 "    </testcase>"]]
+    cases = []
+    for a in alerts["firing"]:
+        where = " ".join(f"{k}={a[k]}" for k in ("service", "instance") if a[k])
+        name = _e(f"{a['alertname']} {where}".strip())
+        text = _e(f"{a['alertname']} ({a['severity'] or 'no severity'}) firing since "
+                  f"{a['since'] or '?'}" + (f": {a['summary']}" if a["summary"] else ""))
+        body = (f'      <failure type="alert firing" message="{text}">{text}</failure>'
+                if a["severity"] == "critical" else f"      <system-out>{text}</system-out>")
+        cases.append([f'    <testcase classname="{classname}" name="{name}" time="0.000">',
+                      body, "    </testcase>"])
+    return cases
+
+
 def kailash_health_junit(report: Any) -> str:
     """The JUnit XML document: one testsuite per report, one testcase per service.
 
     down is a <failure>, error an <error>, not deployed and unknown are <skipped>, up and
     degraded have their status, version and endpoint in <system-out>. The suite's time is
-    the sum of the probes' latencies.
+    the sum of the probes' latencies. When the alerts were looked at (a source deployed),
+    a second suite: one testcase per firing alert (severity critical: a <failure>; others
+    pass, their text in <system-out>), one passing case when none fires, one skipped case
+    when no source answered. The <testsuites> counts are the sums of both suites.
     """
     services = report["services"]
     latencies = [s["latency_ms"] for s in services if isinstance(s["latency_ms"], numbers.Number)]
     down = sum(1 for s in services if s["status"] == "down")
     errors = sum(1 for s in services if s["status"] == "error")
     skipped = sum(1 for s in services if s["status"] in _SKIPPED)
+    seconds = f"{sum(latencies) / 1000:.3f}"
     counts = (f'tests="{len(services)}" failures="{down}" errors="{errors}" '
-              f'skipped="{skipped}" time="{sum(latencies) / 1000:.3f}"')
+              f'skipped="{skipped}" time="{seconds}"')
     classname = _e(f"kailash.{report['project']}.{report['host']}")
+    alerts = _not_checked(report)
+    cases = [] if alerts["status"] == "not checked" else _alert_cases(alerts, classname + ".alerts")
+    firing = sum(1 for c in cases if "<failure " in c[1])
+    unknown = sum(1 for c in cases if "<skipped " in c[1])
+    total = counts if not cases else (
+        f'tests="{len(services) + len(cases)}" failures="{down + firing}" errors="{errors}" '
+        f'skipped="{skipped + unknown}" time="{seconds}"')
     suite = _e(f"health {report['project']} on {report['host']}")
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<testsuites name="kailash health" {counts}>',
+        f'<testsuites name="kailash health" {total}>',
         f'  <testsuite name="{suite}" {counts} timestamp="{report["checked_at"]}" '
         f'hostname="{_e(report["host"])}">',
     ]
     for s in services:
         lines += _testcase(s, classname)
-    lines += ["  </testsuite>", "</testsuites>"]
+    lines.append("  </testsuite>")
+    if cases:
+        alerts_suite = _e(f"alerts {report['project']} on {report['host']}")
+        lines.append(
+            f'  <testsuite name="{alerts_suite}" '
+            f'tests="{len(cases)}" failures="{firing}" errors="0" skipped="{unknown}" '
+            f'time="0.000" timestamp="{report["checked_at"]}" hostname="{_e(report["host"])}">')
+        for case in cases:
+            lines += case
+        lines.append("  </testsuite>")
+    lines.append("</testsuites>")
     return "\n".join(lines) + "\n"
 
 
@@ -481,12 +680,17 @@ def kailash_health_warning(report: Any) -> str:
             + "; ".join(f"{s['service']}: {s['error']}" for s in degraded))
 
 
-def kailash_health_failure(report: Any, report_file: str) -> str:
-    """The failed play's message: every service down or in error, and the report's path."""
-    failing = [s for s in report["services"] if s["status"] in _FAILING]
-    parts = [f"{s['service']} is {s['status']} ({s['error'] or 'no details'})"
-             + ("; " if number < len(failing) - 1 else ".") + " "
-             for number, s in enumerate(failing)]
+def kailash_health_failure(report: Any, report_file: str, alerts: Any = False) -> str:
+    """The failed play's message: every service down or in error, and the report's path;
+    with ``alerts`` (kailash_health_fail_on_alerts) also every firing alert."""
+    failing = [f"{s['service']} is {s['status']} ({s['error'] or 'no details'})"
+               for s in report["services"] if s["status"] in _FAILING]
+    if alerts:
+        failing += [f"alert {a['alertname']} is firing ({a['severity'] or 'no severity'}"
+                    + "".join(f", {k} {a[k]}" for k in ("service", "instance") if a[k])
+                    + f", since {a['since'] or '?'})" for a in _not_checked(report)["firing"]]
+    parts = [text + ("; " if number < len(failing) - 1 else ".") + " "
+             for number, text in enumerate(failing)]
     return (f"{report['project']} on {report['host']} is NOT healthy: " + "".join(parts)
             + f"Report: {report_file}")
 
@@ -504,6 +708,7 @@ class FilterModule:
             "kailash_health_release_reads": kailash_health_release_reads,
             "kailash_health_releases": kailash_health_releases,
             "kailash_health_release_cache": kailash_health_release_cache,
+            "kailash_health_alerts": kailash_health_alerts,
             "kailash_health_report": kailash_health_report,
             "kailash_health_table": kailash_health_table,
             "kailash_health_junit": kailash_health_junit,

@@ -319,6 +319,7 @@ HTTP_SPEC = probe_argument_spec({
     "json_key": {"type": "str", "no_log": False},
     "json_value": {"type": "raw"},
     "version_key": {"type": "str", "default": "version", "no_log": False},
+    "json_return": {"type": "str", "no_log": False},
     "headers": {"type": "dict", "default": {}},
     "bearer_token": {"type": "str", "no_log": True},
 }, tls=True)
@@ -371,6 +372,15 @@ def judge(answer: HttpAnswer, params: dict[str, Any]) -> tuple[str | None, str |
     return None, version_text
 
 
+def returned(answer: HttpAnswer, dotted: str) -> Any:
+    """The value at ``dotted`` in the answer's JSON body (json_return), None without one."""
+    document: Any = _MISSING
+    with contextlib.suppress(ValueError):
+        document = answer.json()
+    value = json_lookup(document, dotted)
+    return None if value is _MISSING else value
+
+
 def http_check(params: dict[str, Any]) -> Callable[[Deadline], Outcome]:
     headers = {"User-Agent": "kailash_http_probe", "Accept": "*/*", **params["headers"]}
     if params["bearer_token"]:
@@ -386,6 +396,8 @@ def http_check(params: dict[str, Any]) -> Callable[[Deadline], Outcome]:
         error, version = judge(answer, params)
         facts = {"status_code": answer.status, "tls_version": answer.tls_version,
                  "cert_not_after": answer.cert_not_after}
+        if params["json_return"]:
+            facts["json_returned"] = returned(answer, params["json_return"])
         return Outcome(DOWN if error else UP, version=version, error=error, facts=facts)
 
     return check

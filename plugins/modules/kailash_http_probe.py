@@ -51,6 +51,12 @@ options:
       - Key of a JSON response body whose value is returned as RV(version).
     type: str
     default: version
+  json_return:
+    description:
+      - Key of a JSON response body (dots descend into objects, V(data.alerts)) whose
+        value is returned as RV(json_returned), so the caller gets data the probe read
+        (Prometheus's firing alerts, say) from the same request.
+    type: str
   headers:
     description: Extra request headers.
     type: dict
@@ -143,6 +149,13 @@ cert_not_after:
   returned: always
   type: str
   sample: Nov 26 10:00:00 2027 GMT
+json_returned:
+  description:
+    - The value of O(json_return) in the JSON body; null when the body is not JSON or
+      has no such key.
+  returned: when O(json_return) is set and a response arrived
+  type: raw
+  sample: [{labels: {alertname: ServiceDown, severity: critical}, state: firing}]
 """
 
 
@@ -154,8 +167,8 @@ from ansible.module_utils.kailash_probe_kinds import (  # noqa: E402,F401 (the t
     KINDS,
     json_lookup,
     judge,
-    values_match,
     probe_main,
+    values_match,
 )
 
 ARGUMENT_SPEC = KINDS["http"].spec

@@ -84,6 +84,19 @@ def test_body_and_json_checks(web) -> None:
     assert res["error"] == "the JSON body has no key 'checks.cache'", res
 
 
+def test_json_return_gives_back_what_the_answer_holds(web) -> None:
+    """json_return: the value at a key of the JSON answer comes back (health.yml reads
+    Prometheus's alerts this way, from the probe's own request)."""
+    res = probe(web["http"].url("/health"), json_key="status", json_return="checks")
+    assert res["status"] == "up" and res["json_returned"] == {"db": {"ok": True}}, res
+    res = probe(web["http"].url("/health"), json_return="checks.nothing")
+    assert res["status"] == "up" and res["json_returned"] is None, res
+    res = probe(web["http"].url("/text"), json_return="checks")
+    assert res["status"] == "up" and res["json_returned"] is None, res
+    res = probe(web["http"].url("/health"))
+    assert "json_returned" not in res, res  # only when asked for
+
+
 def test_head_request(web) -> None:
     res = probe(web["http"].url("/health"), method="HEAD")
     assert res["status"] == "up" and res["version"] is None, res

@@ -12,6 +12,7 @@ rule's `for` are lowered through variables (prometheus_rules_for) to keep it sho
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -70,8 +71,22 @@ BASE = {
 }
 
 
+REPORTS = WORK / "reports"
+
+
 def deploy(*args: str, **extra):
     return run_playbook("playbooks/dev_stack.yml", *args, extra={**BASE, **extra})
+
+
+def health(**extra):
+    """playbooks/health.yml against this project (its report files under WORK/reports)."""
+    return run_playbook(
+        "playbooks/health.yml", extra={**BASE, "kailash_health_report_dir": str(REPORTS), **extra}
+    )
+
+
+def health_report() -> dict:
+    return json.loads((REPORTS / f"health-{PROJECT}.json").read_text())
 
 
 def get(url: str, **params) -> dict:
@@ -269,6 +284,42 @@ def test_second_run_changes_nothing():
     assert run.recap()["changed"] == 0, run.output[-4000:]
 
 
+def test_health_report_lists_no_alert_firing_on_the_healthy_stack():
+    """health.yml asks Prometheus for its alerts: none firing (Watchdog is a heartbeat)."""
+    wait_for(
+        "Watchdog firing and nothing else",
+        lambda: (
+            {
+                a["labels"]["alertname"]
+                for a in get(f"{PROM}/api/v1/alerts")["data"]["alerts"]
+                if a["state"] in ("firing", "pending")
+            }
+            == {"Watchdog"}
+        ),
+        timeout=30,
+    )
+    # kailash_health_fail_on_alerts: the heartbeat does not count as firing
+    run = health(kailash_health_fail_on_alerts=True)
+    print("\n".join(line for line in run.output.splitlines() if "Alerts" in line))
+    assert run.rc == 0, run.output[-4000:]
+    assert "Alerts firing: none (pending: 0; heartbeat: Watchdog; from prometheus)" in run.output
+    rep = health_report()
+    services = {s["service"]: s for s in rep["services"]}
+    assert services["prometheus"]["status"] == "up", services["prometheus"]
+    assert services["prometheus"]["endpoint"].endswith(":9090/api/v1/alerts")
+    alerts = rep["alerts"]
+    assert (alerts["checked"], alerts["status"], alerts["sources"]) == (
+        True,
+        "none",
+        ["prometheus"],
+    )
+    assert alerts["firing"] == [] and alerts["pending"] == []
+    assert [a["alertname"] for a in alerts["heartbeats"]] == ["Watchdog"]
+    # the JUnit XML: the alerts suite has one passing case
+    xml = (REPORTS / f"health-{PROJECT}.xml").read_text()
+    assert 'name="no alert firing"' in xml and 'type="alert firing"' not in xml
+
+
 def test_redis_down_fires_service_down_and_resolves(record_property):
     def redis_alert(state: str):
         return [
@@ -298,11 +349,32 @@ def test_redis_down_fires_service_down_and_resolves(record_property):
             timeout=60,
         )
         notified = time.monotonic()
+        # the health report lists the firing alert (and fails: Redis itself is down)
+        reported = health()
     finally:
         subprocess.run(["docker", "start", container], capture_output=True, check=True)
     restarted = time.monotonic()
     assert hooked[0]["labels"]["service"] == "redis"
     assert hooked[0]["labels"]["severity"] == "critical"
+    print("\n".join(re.findall(r"^.*(?:Alerts|  firing).*$", reported.output, re.M)))
+    assert reported.rc != 0, reported.output[-4000:]
+    assert "redis is down (cannot connect: container" in reported.output
+    assert "Alerts firing: 1 (pending: 0; heartbeat: Watchdog; from prometheus)" in reported.output
+    assert re.search(
+        r"firing +\| critical +\| ServiceDown +\| service=redis instance=\S+ +\| since \S+Z",
+        reported.output,
+    ), reported.output[-4000:]
+    alerts = health_report()["alerts"]
+    assert alerts["status"] == "firing" and alerts["counts"] == {"firing": 1, "pending": 0}
+    down = alerts["firing"][0]
+    assert (down["alertname"], down["service"], down["severity"], down["state"]) == (
+        "ServiceDown",
+        "redis",
+        "critical",
+        "firing",
+    )
+    assert down["instance"] and down["since"].endswith("Z") and down["source"] == "prometheus"
+    assert 'type="alert firing"' in (REPORTS / f"health-{PROJECT}.xml").read_text()
     # pending -> firing takes `for`; firing within `for` plus a scrape and an evaluation interval
     assert firing - stopped <= FOR + 3 * INTERVAL + 2, firing - stopped
     wait_for(

@@ -57,8 +57,9 @@ def run_case(inputs: dict[str, Any]) -> dict[str, Any]:
     run = {"project": inputs["project"], "host": inputs["host"], "network": settings["network"],
            "timeout": settings["timeout"], "retries": settings["retries"],
            "mode": inputs["mode"], "t0": inputs["t0"], "now": NOW}
+    alerts = health.kailash_health_alerts(plan, inputs["results"], SPECS, NOW)
     report = health.kailash_health_report(plan, inputs["results"], run,
-                                          health.kailash_health_releases(registered))
+                                          health.kailash_health_releases(registered), alerts)
     return {
         "plan": plan, "report": report,
         "table": health.kailash_health_table(report, inputs["check_mode"]),
@@ -82,13 +83,26 @@ def report_of(name: str, **changes: Any) -> dict[str, Any]:
     return run_case(inputs)
 
 
+NOT_CHECKED = "Alerts: not checked (no alert source deployed (prometheus))"
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_same_output_as_the_old_templates(case: dict[str, Any]) -> None:
+    """The old templates' output, byte for byte, plus what came later: the alerts (issue
+    #13), not checked in these cases (no alert source deployed): one line at the end of
+    the table, one key in the JSON; the JUnit XML has no alerts suite then."""
     got = run_case(case["inputs"])
     expected = case["expected"]
     assert json.loads(json.dumps(got["plan"])) == expected["plan"]
-    for key in ("table", "json", "junit", "warning", "failure"):
+    for key in ("junit", "warning", "failure"):
         assert got[key] == expected[key], f"{key} differs"
+    assert got["table"] == expected["table"] + "\n" + NOT_CHECKED
+    alerts = got["report"].pop("alerts")
+    assert to_nice_json(got["report"]) == expected["json"]
+    assert alerts == {"checked": False, "status": "not checked", "sources": [],
+                      "note": "no alert source deployed (prometheus)",
+                      "counts": {"firing": 0, "pending": 0}, "firing": [], "pending": [],
+                      "heartbeats": []}
 
 
 def test_the_oracle_covers_every_status_and_both_failures() -> None:
@@ -163,7 +177,8 @@ def test_a_probe_that_could_not_run_is_an_error() -> None:
 
 def test_the_version_column_is_as_wide_as_chromadbs_release_and_api() -> None:
     lines = report_of("healthy")["table"].splitlines()
-    header, rule, rows = lines[1], lines[2], lines[3:]
+    assert lines[-1] == NOT_CHECKED
+    header, rule, rows = lines[1], lines[2], lines[3:-1]
     assert header == ("service    | status       | latency ms | version           | error")
     assert rule == "-----------+--------------+------------+-------------------+------"
     assert "| 1.5.9 (API 1.0.0) |" in rows[2]
@@ -183,7 +198,7 @@ def test_json_shape() -> None:
     data = json.loads(out["json"])
     assert set(data) == {"project", "host", "network", "checked_at", "probe_wall_ms",
                          "timeout_s", "retries", "mode", "healthy", "counts", "failing",
-                         "degraded", "services"}
+                         "degraded", "services", "alerts"}
     assert data["checked_at"] == "2026-11-29T13:00:05Z" and data["probe_wall_ms"] == 1234.5
     assert isinstance(data["timeout_s"], float) and isinstance(data["retries"], int)
     assert [s["service"] for s in data["services"]] == [
@@ -440,3 +455,211 @@ def test_containers_from_docker_ps_and_inspect_as_docker_host_info_lists_them() 
     # no containers at all, and inspect's partial output after a race (rc 1, text first)
     assert health.kailash_health_containers("", "[]") == []
     assert health.kailash_health_containers("", "Error: No such object: x\n[]") == []
+
+
+# ------------------------------------------------------------- alerts (issue #13)
+
+# Prometheus 2.42's answers to GET /api/v1/alerts, captured from the kailash-mon-it stack
+# of tests/integration/test_monitoring_stack.py: healthy (the Watchdog heartbeat only),
+# Redis stopped (ServiceDown pending, then firing).
+ALERTS = json.loads((ROOT / "tests" / "unit" / "fixtures" / "prometheus_alerts.json").read_text())
+PROMETHEUS_CONTAINER = {
+    "Id": "prometheus1", "Image": "kailash/prometheus:2.42-bookworm",
+    "Labels": {"com.docker.compose.project": "kailash-hp",
+               "com.docker.compose.service": "prometheus"},
+    "Names": ["/kailash-hp-prometheus-1"],
+    "NetworkSettings": {"Networks": {"kailash-hp_app": {"IPAddress": "10.218.1.9"}}},
+    "State": "running", "Status": "Up 3 minutes (healthy)",
+}
+
+
+def alerts_case(result: dict[str, Any] | None, container: dict[str, Any] | None = None,
+                now: float | None = None, fail_on_alerts: bool = False) -> dict[str, Any]:
+    """The healthy case with a Prometheus deployed whose probe gave ``result``."""
+    inputs = copy.deepcopy(by_name("healthy")["inputs"])
+    inputs["services"] = [*inputs["services"], "prometheus"]
+    inputs["containers"].append(container or PROMETHEUS_CONTAINER)
+    inputs["conf"]["prometheus"] = {"port": 9090}
+    if result is not None:
+        inputs["results"]["prometheus"] = result
+    plan = health.kailash_health_plan(inputs["containers"], inputs["services"], SPECS,
+                                      inputs["conf"], {}, "kailash-hp_data")
+    alerts = health.kailash_health_alerts(plan, inputs["results"], SPECS, now)
+    run = {"project": "kailash-hp", "host": "localhost", "network": "kailash-hp_data",
+           "timeout": 5.0, "retries": 0, "mode": "concurrent", "t0": NOW - 1, "now": NOW}
+    report = health.kailash_health_report(plan, inputs["results"], run, {}, alerts)
+    return {"plan": plan, "report": report, "alerts": report["alerts"],
+            "table": health.kailash_health_table(report),
+            "junit": health.kailash_health_junit(report),
+            "failure": health.kailash_health_failure(report, "/r.json", fail_on_alerts)}
+
+
+def answered(answer: dict[str, Any]) -> dict[str, Any]:
+    """The http probe's result for that answer, with json_return: data.alerts."""
+    return {"status": "up", "latency_ms": 2.1, "version": None, "error": None, "attempts": 1,
+            "status_code": 200, "tls_version": None, "cert_not_after": None,
+            "json_returned": answer["data"]["alerts"], "changed": False}
+
+
+def active_at(answer: dict[str, Any], name: str) -> float:
+    import datetime
+
+    found = next(a for a in answer["data"]["alerts"] if a["labels"]["alertname"] == name)
+    return datetime.datetime.strptime(found["activeAt"][:19], "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.UTC).timestamp()
+
+
+def test_the_alert_source_is_asked_in_the_same_probe_run() -> None:
+    out = alerts_case(None)
+    assert out["plan"]["prometheus"]["probe"] is True
+    probes = health.kailash_health_probes(out["plan"], {"prometheus": {"port": 9090}},
+                                          {"timeout": 2.0})
+    call = health.kailash_health_probe_calls(probes, SPECS)["prometheus"]
+    assert call == {"kind": "http", "options": {
+        "url": "http://10.218.1.9:9090/api/v1/alerts", "timeout": 2.0,
+        "json_key": "status", "json_value": "success", "json_return": "data.alerts"}}
+
+
+def test_no_alert_firing_on_a_healthy_stack_the_heartbeat_apart() -> None:
+    out = alerts_case(answered(ALERTS["healthy"]), now=NOW)
+    alerts = out["alerts"]
+    assert (alerts["checked"], alerts["status"], alerts["sources"], alerts["note"]) == (
+        True, "none", ["prometheus"], None)
+    assert alerts["firing"] == [] and alerts["pending"] == []
+    assert alerts["counts"] == {"firing": 0, "pending": 0}
+    assert [(a["alertname"], a["severity"]) for a in alerts["heartbeats"]] == [
+        ("Watchdog", "none")]
+    lines = out["table"].splitlines()
+    assert lines[-1] == "Alerts firing: none (pending: 0; heartbeat: Watchdog; from prometheus)"
+    assert [line.split("|")[:2] for line in lines if line.startswith("prometheus")] == [
+        ["prometheus ", " up           "]]
+    # the JSON: the alerts list is in the alerts section, not repeated in the details
+    prometheus = services_of(out["report"])["prometheus"]
+    assert prometheus["details"] == {"status_code": 200, "tls_version": None,
+                                     "cert_not_after": None}
+    root = ET.fromstring(out["junit"].encode())
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["health kailash-hp on localhost",
+                                               "alerts kailash-hp on localhost"]
+    assert [c.get("name") for c in suites[1].iter("testcase")] == ["no alert firing"]
+    assert root.get("tests") == str(len(out["report"]["services"]) + 1)
+    assert root.get("failures") == "0"
+    assert out["report"]["healthy"] is True
+
+
+def test_a_firing_alert_is_listed_with_its_labels_and_since_when() -> None:
+    answer = ALERTS["firing"]
+    since = active_at(answer, "ServiceDown")
+    out = alerts_case(answered(answer), now=since + 42.4)
+    alerts = out["alerts"]
+    assert alerts["status"] == "firing" and alerts["counts"] == {"firing": 1, "pending": 0}
+    down = alerts["firing"][0]
+    raw = next(a for a in answer["data"]["alerts"] if a["labels"]["alertname"] == "ServiceDown")
+    assert down == {
+        "alertname": "ServiceDown", "severity": "critical", "state": "firing",
+        "service": "redis", "instance": raw["labels"]["instance"], "job": raw["labels"]["job"],
+        "since": raw["activeAt"][:19] + "Z", "active_s": 42,
+        "summary": raw["annotations"]["summary"], "source": "prometheus"}
+    lines = out["table"].splitlines()
+    assert lines[-2] == "Alerts firing: 1 (pending: 0; heartbeat: Watchdog; from prometheus)"
+    assert lines[-1] == (f"  firing | critical | ServiceDown | service=redis instance="
+                         f"{raw['labels']['instance']} | since {down['since']} (42 s)")
+    # JUnit: a failing testcase for the critical alert, counted in the totals
+    root = ET.fromstring(out["junit"].encode())
+    suite = root.findall("testsuite")[1]
+    assert (suite.get("tests"), suite.get("failures")) == ("1", "1")
+    case = next(suite.iter("testcase"))
+    assert case.get("name") == f"ServiceDown service=redis instance={raw['labels']['instance']}"
+    assert case.find("failure").get("type") == "alert firing"
+    assert case.find("failure").get("message").startswith(
+        f"ServiceDown (critical) firing since {down['since']}: ")
+    assert root.get("failures") == "1"
+    # the play does not fail for it by default; kailash_health_fail_on_alerts names it
+    assert out["report"]["healthy"] is True
+    assert alerts_case(answered(answer), now=since, fail_on_alerts=True)["failure"] == (
+        "kailash-hp on localhost is NOT healthy: alert ServiceDown is firing (critical, "
+        f"service redis, instance {raw['labels']['instance']}, since {down['since']}). "
+        "Report: /r.json")
+
+
+def test_a_pending_alert_is_counted_apart_and_a_warning_does_not_fail_junit() -> None:
+    out = alerts_case(answered(ALERTS["pending"]))
+    alerts = out["alerts"]
+    assert alerts["status"] == "none" and alerts["counts"] == {"firing": 0, "pending": 1}
+    assert [(a["alertname"], a["service"], a["active_s"]) for a in alerts["pending"]] == [
+        ("ServiceDown", "redis", None)]  # no clock given: no age
+    lines = out["table"].splitlines()
+    assert lines[-2] == "Alerts firing: none (pending: 1; heartbeat: Watchdog; from prometheus)"
+    assert lines[-1].startswith("  pending | critical | ServiceDown | service=redis ")
+    assert "<failure" not in out["junit"]
+    # a firing alert of severity warning: listed, a passing testcase
+    warning = copy.deepcopy(ALERTS["firing"])
+    for a in warning["data"]["alerts"]:
+        if a["labels"]["alertname"] == "ServiceDown":
+            a["labels"]["severity"] = "warning"
+    out = alerts_case(answered(warning))
+    assert out["alerts"]["counts"]["firing"] == 1
+    root = ET.fromstring(out["junit"].encode())
+    assert root.get("failures") == "0"
+    assert "ServiceDown (warning) firing since" in root.findall("testsuite")[1].find(
+        "testcase/system-out").text
+
+
+def test_alerts_sort_critical_first_and_skip_malformed_entries() -> None:
+    alerts = [
+        {"labels": {"alertname": "B", "severity": "warning"}, "state": "firing",
+         "activeAt": "2026-11-29T12:00:00.123456789Z"},
+        "not an alert",
+        {"labels": {"alertname": "Z", "severity": "critical", "service": "s"},
+         "state": "firing", "activeAt": "garbage"},
+        {"labels": {"alertname": "A"}, "state": "inactive"},
+    ]
+    out = alerts_case(answered({"data": {"alerts": alerts}}), now=NOW)
+    firing = out["alerts"]["firing"]
+    assert [(a["alertname"], a["since"], a["active_s"]) for a in firing] == [
+        ("Z", "garbage", None), ("B", "2026-11-29T12:00:00Z", 3605)]
+    assert out["alerts"]["heartbeats"] == []
+    assert "heartbeat" not in out["table"].splitlines()[-3]
+
+
+@pytest.mark.parametrize(("result", "container", "why"), [
+    ({"status": "down", "error": "connection refused", "latency_ms": 0.2},
+     None, "down: connection refused"),
+    ({"status": "down", "error": 'JSON status is "error", expected "success"'},
+     None, 'down: JSON status is "error", expected "success"'),
+    ({"failed": True, "msg": "url must be http(s)://host[:port]/path"},
+     None, "probe failed: url must be http(s)://host[:port]/path"),
+    ({"status": "up", "error": None, "json_returned": None}, None,
+     "answered without an alerts list"),
+    (None, {**PROMETHEUS_CONTAINER, "State": "exited", "Status": "Exited (0) 5 seconds ago",
+            "NetworkSettings": {"Networks": {}}},
+     "cannot connect: container kailash-hp-prometheus-1 is not running (Exited (0) 5 "
+     "seconds ago)"),
+])
+def test_prometheus_that_does_not_answer_is_said_not_a_crash(result, container, why) -> None:
+    out = alerts_case(result, container)
+    alerts = out["alerts"]
+    assert (alerts["checked"], alerts["status"]) == (False, "unknown")
+    assert alerts["note"] == f"prometheus does not answer ({why})"
+    assert out["table"].splitlines()[-1] == f"Alerts: unknown, prometheus does not answer ({why})"
+    suite = ET.fromstring(out["junit"].encode()).findall("testsuite")[1]
+    assert suite.find("testcase/skipped").get("message") == f"unknown: {alerts['note']}"
+    assert alerts["firing"] == [] and alerts["counts"] == {"firing": 0, "pending": 0}
+
+
+def test_alerts_are_not_checked_without_a_deployed_source() -> None:
+    # prometheus planned but without a container: not deployed, so not checked (not "none")
+    inputs = copy.deepcopy(by_name("healthy")["inputs"])
+    plan = health.kailash_health_plan(inputs["containers"], [*inputs["services"], "prometheus"],
+                                      SPECS, {**inputs["conf"], "prometheus": {"port": 9090}},
+                                      {}, "kailash-hp_data")
+    alerts = health.kailash_health_alerts(plan, inputs["results"], SPECS)
+    assert (alerts["checked"], alerts["status"]) == (False, "not checked")
+    assert alerts["note"] == "no alert source deployed (prometheus)"
+    # a report made without the section says the same
+    report = run_case(inputs)["report"]
+    del report["alerts"]
+    assert health.kailash_health_table(report).splitlines()[-1] == (
+        "Alerts: not checked (no alert source)")
+    assert health.kailash_health_alerts(plan, {}, {"x": {"kind": "http"}})["note"] == (
+        "no alert source deployed (no probe spec has alerts)")
