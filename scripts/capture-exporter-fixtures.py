@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -47,38 +46,19 @@ BASE_IMAGE = os.environ.get("KAILASH_BASE_IMAGE", "kailash/base:bookworm")
 EDGE = ROOT / "roles" / "edge"
 
 
-def run(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
+def _shared():
+    """The helpers this script shares with scripts/capture-metric-fixtures.py (run, free_port,
+    get, wait_for, version_of): loaded from that file, whose name is no module name."""
+    spec = importlib.util.spec_from_file_location(
+        "capture_metric_fixtures", Path(__file__).with_name("capture-metric-fixtures.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback only
-        return resp.read().decode()
-
-
-def wait_for(what: str, probe, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = probe()
-            if result:
-                return result
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
-            last = exc
-        time.sleep(0.5)
-    raise SystemExit(f"capture: {what} not ready after {timeout:.0f} s ({last})")
-
-
-def version_of(binary: Path) -> str:
-    out = run(str(binary), "--version", check=False)
-    return " ".join((out.stdout + out.stderr).strip().splitlines()[0].split())
+_SHARED = _shared()
+run, free_port, get, wait_for, version_of = (
+    _SHARED.run, _SHARED.free_port, _SHARED.get, _SHARED.wait_for, _SHARED.version_of)
 
 
 def save(name: str, text: str, source: str) -> None:

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +103,21 @@ def mcp_sdk_session(url: str, tool: str, arguments: dict) -> tuple:
     with warnings.catch_warnings():  # the SDK deprecates its WebSocket transport (mcp 2.0)
         warnings.simplefilter("ignore", DeprecationWarning)
         return asyncio.run(asyncio.wait_for(session(), timeout=90))
+
+
+def wait_for(what: str, check, timeout: float = 90, step: float = 0.5):
+    """``check()``'s first truthy result, polled every ``step`` seconds; connection errors
+    (a container still starting: OSError, which requests' errors are too) count as not yet.
+    AssertionError naming ``what`` and the last answer after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except OSError as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(step)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+

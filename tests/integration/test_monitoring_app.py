@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import pytest
 import requests
 import yaml
 
-from kailash_testlib import run_playbook
+from kailash_testlib import run_playbook, wait_for
 
 pytestmark = pytest.mark.usefixtures("docker_available")
 
@@ -92,20 +91,6 @@ def value(expr: str) -> float | None:
     result = query(expr)
     assert len(result) <= 1, result
     return float(result[0]["value"][1]) if result else None
-
-
-def wait_for(what: str, check, timeout: float = 90, step: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (OSError, requests.RequestException) as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def token() -> str:

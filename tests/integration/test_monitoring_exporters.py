@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kailash_testlib import run_playbook
+from kailash_testlib import run_playbook, wait_for
 
 pytestmark = pytest.mark.usefixtures("docker_available")
 
@@ -70,20 +69,6 @@ def query(expr: str) -> list[dict]:
 
 def by(label: str, results: list[dict]) -> dict[str, float]:
     return {r["metric"].get(label, ""): float(r["value"][1]) for r in results}
-
-
-def wait_for(what: str, check, timeout: float = 90, step: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except OSError as exc:  # connection refused while a container starts
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kailash_testlib import run_playbook
+from kailash_testlib import run_playbook, wait_for
 
 pytestmark = pytest.mark.usefixtures("docker_available")
 
@@ -98,20 +98,6 @@ def get(url: str, **params) -> dict:
 
 def query(expr: str) -> list[dict]:
     return get(f"{PROM}/api/v1/query", query=expr)["data"]["result"]
-
-
-def wait_for(what: str, check, timeout: float = 90, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except OSError as exc:  # connection refused while a container starts
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 class Hook(BaseHTTPRequestHandler):

@@ -202,10 +202,11 @@ def results_names(results: dict[str, Run], check: str) -> list[str]:
     return [key.split("-", 1)[1] for key in results if key.startswith(check + "-")]
 
 
-def crd_tools() -> Path:
-    """node_modules of the prometheus-operator schemas (scripts/k8s-crd-tools.sh, npm ci)."""
+def setup_tool(script: str) -> Path:
+    """Run one of the scripts that install a test tool if missing (scripts/<script>); the
+    directory it prints last."""
     proc = subprocess.run(
-        [str(REPO / "scripts" / "k8s-crd-tools.sh")],
+        [str(REPO / "scripts" / script)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -213,6 +214,11 @@ def crd_tools() -> Path:
     )
     assert proc.returncode == 0, proc.stderr
     return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def crd_tools() -> Path:
+    """node_modules of the prometheus-operator schemas (scripts/k8s-crd-tools.sh, npm ci)."""
+    return setup_tool("k8s-crd-tools.sh")
 
 
 def _monitoring_checks(
@@ -257,15 +263,7 @@ def _monitoring_checks(
 @pytest.fixture(scope="session")
 def k8s_tools() -> Path:
     """bin/ of the tools venv (.cache/k8s-tools), installed by scripts/k8s-tools.sh if missing."""
-    proc = subprocess.run(
-        [str(REPO / "scripts" / "k8s-tools.sh")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return setup_tool("k8s-tools.sh")
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import CRD_GROUP, OPERATOR_EXTRA, REPO, Render, Session
+from conftest import CRD_GROUP, OPERATOR_EXTRA, REPO, Render, Session, setup_tool
 
 ROLES = REPO / "roles"
 MONITORING_COMPONENTS = {"metrics-exporter", "monitoring"}
@@ -65,11 +65,7 @@ def _component(doc: dict[str, Any]) -> str:
 
 
 def _tool(script: str) -> Path:
-    proc = subprocess.run(
-        [str(REPO / "scripts" / script)], cwd=REPO, capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1]) / "promtool"
+    return setup_tool(script) / "promtool"
 
 
 @pytest.fixture(scope="module")
