@@ -71,7 +71,8 @@ ENVIRONMENTS = {
         name: "sha256:" + "ab" * 32
         for name in ("postgres", "redis", "chromadb/chroma", "nginx", "neo4j",
                      "kailash/nexus-ops", "kailash/nexus-app", "kailash/pgbouncer",
-                     "quay.io/prometheuscommunity/postgres-exporter", "oliver006/redis_exporter")}},
+                     "quay.io/prometheuscommunity/postgres-exporter", "oliver006/redis_exporter",
+                     "kailash/celery-exporter")}},
 }
 # files whose content is (or holds) a secret: differences named, never shown
 SECRET_PARTS = ("secrets", "secret-store", "token", ".key", "auth", "users.acl")

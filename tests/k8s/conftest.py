@@ -175,6 +175,9 @@ class Session:
     first_hashes: dict[str, str]
     dev_plan: dict[str, Any]
     crd_validation: Run
+    # the dev stack's plan with the monitoring the cluster has (the Celery exporter and a
+    # Prometheus planned): the app's metrics and task events switched on as there
+    dev_plan_monitored: dict[str, Any] = field(default_factory=dict)
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -284,6 +287,7 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
             "kailash/pgbouncer",
             "quay.io/prometheuscommunity/postgres-exporter",
             "oliver006/redis_exporter",
+            "kailash/celery-exporter",
         ]
     }
     # production and staging with the default monitoring (plain)
@@ -326,6 +330,20 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
         str(HERE / "dev_plan.yml"),
         "production",
         {"kailash_dev_plan_dump": str(dump)},
+        prod.secrets_dir,
+        tags=None,
+    )
+    dump_monitored = root / "dev-plan-monitored.json"
+    services = yaml.safe_load((REPO / "roles" / "kailash" / "defaults" / "main.yml").read_text())[
+        "kailash_services"
+    ]
+    dev_monitored = _start(
+        str(HERE / "dev_plan.yml"),
+        "production",
+        {
+            "kailash_dev_plan_dump": str(dump_monitored),
+            "kailash_services": [*services, "celery_exporter", "prometheus"],
+        },
         prod.secrets_dir,
         tags=None,
     )
@@ -387,6 +405,8 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
     second_out, _ = second.communicate(timeout=900)
     dev_out, _ = dev.communicate(timeout=900)
     assert dev.returncode == 0, f"dev plan failed:\n{dev_out[-4000:]}"
+    dev_out, _ = dev_monitored.communicate(timeout=900)
+    assert dev_monitored.returncode == 0, f"monitored dev plan failed:\n{dev_out[-4000:]}"
     refusals = {}
     for name, (proc, tree) in refusal_procs.items():
         out, _ = proc.communicate(timeout=900)
@@ -402,6 +422,7 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
         second_run=Run(second.returncode, second_out),
         first_hashes=first,
         dev_plan=json.loads(dump.read_text()),
+        dev_plan_monitored=json.loads(dump_monitored.read_text()),
     )
 
 

@@ -10,6 +10,7 @@ other Kubernetes tests'."""
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import json
@@ -25,6 +26,10 @@ from conftest import CRD_GROUP, OPERATOR_EXTRA, REPO, Render, Session, setup_too
 
 ROLES = REPO / "roles"
 MONITORING_COMPONENTS = {"metrics-exporter", "monitoring"}
+APP_WORKLOADS = ("nexus-api", "nexus-websocket", "nexus-worker")
+# what the nexus role adds to the app's environment when the cluster's Prometheus scrapes it
+# (nexus_metrics_enabled) and the Celery exporter runs (nexus_celery_events)
+APP_MONITORING_ENV = {"NEXUS_METRICS_PORT", "NEXUS_CELERY_EVENTS"}
 
 
 def _defaults(role: str) -> dict[str, Any]:
@@ -105,15 +110,52 @@ def test_default_mode_is_plain_and_needs_no_crds(k8s: Session) -> None:
     assert {d["metadata"]["namespace"] for d in cms.values()} == {"monitoring"}
 
 
+def _without_app_metrics(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The objects by (kind, name), but what monitoring changes about the app left out: the
+    app's ConfigMap under its generator's name without the metrics and task-event settings,
+    the app's Deployments referring to it by that name and without a metrics port."""
+    out = {}
+    for doc in copy.deepcopy(docs):
+        name = doc["metadata"]["name"]
+        if doc["kind"] == "ConfigMap" and name.startswith("nexus-config-"):
+            name = doc["metadata"]["name"] = "nexus-config"
+            doc["data"] = {k: v for k, v in doc["data"].items() if k not in APP_MONITORING_ENV}
+        if doc["kind"] == "Deployment" and name in APP_WORKLOADS:
+            for c in _pod(doc)["spec"]["containers"]:
+                for source in c["envFrom"]:
+                    source["configMapRef"]["name"] = "nexus-config"
+                ports = [p for p in c.get("ports", []) if p["name"] != "metrics"]
+                c.pop("ports", None)
+                if ports:
+                    c["ports"] = ports
+        out[(doc["kind"], name)] = doc
+    return out
+
+
 def test_none_is_the_tree_without_monitoring(k8s: Session) -> None:
     """Every object of the none render is in the plain render unchanged, but the
-    ResourceQuota (it makes room for the exporters' pods); everything the plain render adds
-    is monitoring (exporters, their Secret, policies, discovery RBAC)."""
-    plain = {(d["kind"], d["metadata"]["name"]): d for d in k8s.renders["production"].docs}
-    none = {(d["kind"], d["metadata"]["name"]): d for d in k8s.renders["none"].docs}
+    ResourceQuota (it makes room for the exporters' pods) and what the app's metrics change
+    (its ConfigMap's metrics and task-event settings, the nexus-api pods' metrics port);
+    everything the plain render adds is monitoring (exporters, their Secret, policies,
+    discovery RBAC). The none render has no trace of the app's metrics or the Celery
+    exporter."""
+    plain = _without_app_metrics(k8s.renders["production"].docs)
+    none = _without_app_metrics(k8s.renders["none"].docs)
     assert set(none) <= set(plain)
     changed = sorted(k for k in none if none[k] != plain[k])
     assert changed == [("ResourceQuota", "kailash")], changed
+    render = k8s.renders["none"]
+    assert not APP_MONITORING_ENV & set(render.generated("ConfigMap", "nexus-config")["data"])
+    for name in APP_WORKLOADS:
+        ports = [p for c in _pod(render.get("Deployment", name))["spec"]["containers"]
+                 for p in c.get("ports", [])]
+        assert not [p for p in ports if p["name"].startswith("metrics")], name
+    built = render.built_text + (render.tree / "kustomization.yaml").read_text()
+    assert "celery" not in built.lower()
+    metrics_port = str(_defaults("nexus")["nexus_metrics_port"])
+    for doc in render.docs:
+        if doc["kind"] in ("Deployment", "Service", "NetworkPolicy"):
+            assert metrics_port not in json.dumps(doc), (doc["kind"], doc["metadata"]["name"])
     added = sorted(set(plain) - set(none))
     for kind, name in added:
         doc = plain[(kind, name)]
@@ -135,7 +177,14 @@ def test_operator_adds_only_prometheus_operator_objects(k8s: Session, operator: 
     assert {k: v for k, v in op.items() if k in plain} == plain
     added = [op[k] for k in set(op) - set(plain)]
     assert {d["apiVersion"] for d in added} == {CRD_GROUP + "/v1"}
-    assert sorted(d["kind"] for d in added) == ["PodMonitor", "PodMonitor", "PrometheusRule"]
+    # a PodMonitor per job of the plain scrape configuration, one PrometheusRule
+    config = yaml.safe_load(
+        (k8s.renders["production"].tree / "monitoring" / "prometheus.yml").read_text()
+    )
+    jobs = sorted(job["job_name"] for job in config["scrape_configs"])
+    assert sorted(d["metadata"]["name"] for d in added if d["kind"] == "PodMonitor") == jobs
+    assert [d["kind"] for d in added if d["kind"] != "PodMonitor"] == ["PrometheusRule"]
+    assert {"celery-exporter", "nexus-api", "postgres-exporter", "redis-exporter"} <= set(jobs)
     for doc in added:
         labels = doc["metadata"]["labels"]
         assert OPERATOR_EXTRA["kailash_k8s_monitoring_labels"].items() <= labels.items()
@@ -290,9 +339,12 @@ def test_pod_monitors_select_named_metrics_ports(k8s: Session, operator: Render)
                 labels["service"],
             )
         )
-    assert {("postgres-exporter", "postgresql"), ("redis-exporter", "redis")} <= {
-        (w, s) for w, _, _, _, s in scraped
-    }
+    assert {
+        ("postgres-exporter", "postgresql"),
+        ("redis-exporter", "redis"),
+        ("nexus-api", "nexus-api"),
+        ("celery-exporter", "nexus-worker"),
+    } <= {(w, s) for w, _, _, _, s in scraped}
     config = yaml.safe_load(
         next(d for d in k8s.renders["production"].monitoring_docs if "prometheus.yml" in d["data"])[
             "data"
@@ -328,6 +380,7 @@ def test_exporters_are_hardened_deployments(k8s: Session) -> None:
     render = k8s.renders["production"]
     exporters = _exporters(render)
     assert sorted(d["metadata"]["name"] for d in exporters) == [
+        "celery-exporter",
         "postgres-exporter",
         "redis-exporter",
     ]
@@ -337,9 +390,15 @@ def test_exporters_are_hardened_deployments(k8s: Session) -> None:
         assert (
             pod["securityContext"]["runAsUser"] == 65534 and pod["securityContext"]["runAsNonRoot"]
         )
+        assert pod["automountServiceAccountToken"] is False
         for c in pod["containers"] + pod.get("initContainers", []):
             assert c["securityContext"]["readOnlyRootFilesystem"] is True
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+            assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
             assert c["resources"]["limits"] and c["resources"]["requests"]
+        for c in pod["containers"]:
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert c[probe]["httpGet"]["port"] == "metrics", (dep["metadata"]["name"], probe)
         # secrets as files, never as environment values
         for c in pod["containers"]:
             assert not [e for e in c.get("env", []) if "valueFrom" in e], c["name"]
@@ -371,6 +430,7 @@ def test_exporter_credentials_come_from_the_secret_store(k8s: Session) -> None:
     )
     client = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     assert base64.b64encode(hashlib.sha256(client).digest()).decode() == stored
+    assert secret["celery_exporter_broker_password"] == store["redis_password"]
     none = k8s.renders["none"]
     assert render.generated("Secret", "kailash-secrets") == none.generated(
         "Secret", "kailash-secrets"
@@ -396,6 +456,7 @@ def test_exporter_credentials_come_from_the_secret_store(k8s: Session) -> None:
 def test_monitoring_secret_files_are_private_and_stay_out_of_committable_files(prod) -> None:
     files = sorted((prod.tree / "secrets" / "monitoring").iterdir())
     assert [f.name for f in files] == [
+        "celery_exporter_broker_password",
         "postgres_exporter_admin_password",
         "postgres_exporter_password",
         "postgres_exporter_setup.sql",
@@ -403,7 +464,11 @@ def test_monitoring_secret_files_are_private_and_stay_out_of_committable_files(p
     ]
     values = [
         (prod.tree / "secrets" / "monitoring" / n).read_text()
-        for n in ("postgres_exporter_admin_password", "postgres_exporter_password")
+        for n in (
+            "postgres_exporter_admin_password",
+            "postgres_exporter_password",
+            "celery_exporter_broker_password",
+        )
     ]
     for f in files:
         assert oct(f.stat().st_mode & 0o777) == "0o600", f
@@ -412,6 +477,111 @@ def test_monitoring_secret_files_are_private_and_stay_out_of_committable_files(p
         if path.is_file() and rel.parts[0] != "secrets" and rel.name != "secrets.env":
             text = path.read_text()
             assert not [v for v in values if v in text], f"a secret value is in {rel}"
+
+
+def test_celery_exporter_runs_as_on_the_dev_stack(k8s: Session) -> None:
+    """The Celery exporter's container: the image the overlay pins (in the image list, a
+    digest in staging), the dev stack's environment (the monitored dev plan's, no secret in
+    it), the broker password as the file that environment names, from the Secret
+    kailash-monitoring (never a ConfigMap); resources from the role's variables."""
+    dev = k8s.dev_plan_monitored["compose"]["celery_exporter"]["services"]["celery-exporter"]
+    defaults = _defaults("celery_exporter")
+    for env in ("production", "staging"):
+        render = k8s.renders[env]
+        pod = _pod(render.get("Deployment", "celery-exporter"))["spec"]
+        (c,) = pod["containers"]
+        assert {e["name"]: e["value"] for e in c["env"]} == dev["environment"], env
+        password_file = dev["environment"]["CELERY_EXPORTER_BROKER_PASSWORD_FILE"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (mount,) = [m for m in c["volumeMounts"] if "secret" in volumes[m["name"]]]
+        (item,) = volumes[mount["name"]]["secret"]["items"]
+        assert f"{mount['mountPath']}/{item['path']}" == password_file
+        assert item["key"] == "celery_exporter_broker_password"
+        assert volumes[mount["name"]]["secret"]["secretName"].startswith("kailash-monitoring-")
+        port = defaults["celery_exporter_port"]
+        assert c["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+        assert c["resources"] == {
+            "requests": {"cpu": defaults["celery_exporter_cpu_request"],
+                         "memory": defaults["celery_exporter_memory_request"]},
+            "limits": {"cpu": defaults["celery_exporter_cpu_limit"],
+                       "memory": defaults["celery_exporter_memory_limit"]},
+        }
+        name = defaults["celery_exporter_image_pull"].split(":")[0]
+        if env == "staging":
+            assert c["image"].startswith(name + "@sha256:"), c["image"]
+        else:
+            assert c["image"] == defaults["celery_exporter_image_pull"]
+        for cm in render.objects("ConfigMap"):
+            assert "celery_exporter_broker_password" not in json.dumps(cm), cm["metadata"]["name"]
+
+
+def test_api_pods_serve_their_metrics_as_on_the_dev_stack(k8s: Session) -> None:
+    """The nexus-api pods name the metrics port the nexus role declares (nexus_metrics_port,
+    the dev stack's x-kailash.metrics slot) and the app's environment switches it on
+    (NEXUS_METRICS_PORT); the port is the pods', not the Service's (nor the Ingress'); the
+    websocket and worker pods name none (their slots are empty on the dev stack too)."""
+    slots = {
+        name: (svc.get("x-kailash") or {}).get("metrics") or []
+        for name, svc in k8s.dev_plan_monitored["compose"]["nexus"]["services"].items()
+    }
+    port = _defaults("nexus")["nexus_metrics_port"]
+    assert slots["nexus-api"] == [{"port": port, "network": "app"}]
+    for env in ("production", "staging"):
+        render = k8s.renders[env]
+        assert render.generated("ConfigMap", "nexus-config")["data"]["NEXUS_METRICS_PORT"] == str(
+            port
+        )
+        for name in APP_WORKLOADS:
+            (c,) = _pod(render.get("Deployment", name))["spec"]["containers"]
+            named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            expected = {s["port"] for s in slots[name]}
+            assert {v for k, v in named.items() if k == "metrics"} == expected, (env, name)
+        service = render.get("Service", "nexus-api")
+        assert port not in [p["port"] for p in service["spec"]["ports"]]
+        for ingress in render.objects("Ingress"):
+            assert str(port) not in json.dumps(ingress)
+
+
+def test_rules_on_the_app_and_celery_metrics_match_the_cluster_scrape(
+    k8s: Session, operator: Render
+) -> None:
+    """The rules on the app's and the Celery exporter's metrics (the nexus and celery_exporter
+    roles' files) are in the cluster's rules (PrometheusRule and the plain rules.yml), and
+    every job/service label matcher of every rule names a job or service label that the
+    cluster's scrape configuration gives (the dev stack's: job = compose service, service =
+    the slot's service)."""
+    tree = k8s.renders["production"].tree
+    plain = yaml.safe_load((tree / "monitoring" / "rules.yml").read_text())
+    spec = operator.get("PrometheusRule", "kailash-rules")["spec"]
+    for groups in (plain["groups"], spec["groups"]):
+        alerts = {r.get("alert") for g in groups for r in g["rules"]}
+        for role in ("nexus", "celery_exporter"):
+            own = yaml.safe_load((ROLES / role / "files" / "prometheus" / "rules.yml").read_text())
+            assert {r["alert"] for g in own["groups"] for r in g["rules"]} <= alerts, role
+    config = yaml.safe_load(
+        (k8s.renders["production"].tree / "monitoring" / "prometheus.yml").read_text()
+    )
+    labels: dict[str, set[str]] = {"job": set(), "service": set()}
+    for job in config["scrape_configs"]:
+        labels["job"].add(job["job_name"])
+        labels["service"] |= {
+            r["replacement"] for r in job["relabel_configs"] if r.get("target_label") == "service"
+        }
+    assert {"nexus-api", "celery-exporter"} <= labels["job"]
+    assert {"nexus-api", "nexus-worker"} <= labels["service"]
+    for pm in operator.objects("PodMonitor"):
+        (endpoint,) = pm["spec"]["podMetricsEndpoints"]
+        relabeled = {r["targetLabel"]: r["replacement"] for r in endpoint["relabelings"]}
+        assert relabeled["job"] in labels["job"] and relabeled["service"] in labels["service"]
+    matcher = re.compile(r'\b(job|service)\s*(=~|=|!=|!~)\s*"([^"]*)"')
+    for group in spec["groups"]:
+        for rule in group["rules"]:
+            for label, op, value in matcher.findall(rule["expr"]):
+                if op == "=":
+                    assert value in labels[label], (rule.get("alert"), label, value)
+                elif op == "=~":
+                    assert any(re.fullmatch(value, v) for v in labels[label]), (
+                        rule.get("alert"), label, value)
 
 
 # --- NetworkPolicies --------------------------------------------------------------------
@@ -495,7 +665,12 @@ def test_scraper_is_allowed_exactly_the_metrics_ports(k8s: Session, env: str) ->
             for p in c.get("ports", [])
             if p["name"] == port_name
         )
-    assert {"postgres-exporter": {9187}, "redis-exporter": {9121}}.items() <= metrics.items()
+    assert {
+        "postgres-exporter": {9187},
+        "redis-exporter": {9121},
+        "celery-exporter": {9808},
+        "nexus-api": {9464},
+    }.items() <= metrics.items()
     scraper = _scraper_labels()
     for name, labels in pods.items():
         allowed = _ingress_ports(added, labels, SCRAPER_NS, scraper, own)
@@ -512,7 +687,7 @@ def test_scraper_is_allowed_exactly_the_metrics_ports(k8s: Session, env: str) ->
         (own, {"kailash.io/tier": "ops"}),
         (own, {"kailash.io/tier": "monitoring"}),
     ]
-    for name in ("postgres-exporter", "redis-exporter"):
+    for name in ("postgres-exporter", "redis-exporter", "celery-exporter"):
         for ns, labels in peers:
             assert _ingress_ports(everyone, pods[name], ns, labels, own) == set(), (
                 name,
@@ -520,6 +695,13 @@ def test_scraper_is_allowed_exactly_the_metrics_ports(k8s: Session, env: str) ->
                 labels,
             )
         assert _ingress_ports(everyone, pods[name], SCRAPER_NS, scraper, own) == metrics[name]
+    # the app's metrics port: the scraper's alone (every policy, the app's own included)
+    for ns, labels in [*peers, (SCRAPER_NS, {"app.kubernetes.io/name": "grafana"})]:
+        allowed = _ingress_ports(everyone, pods["nexus-api"], ns, labels, own)
+        assert not allowed & metrics["nexus-api"], (ns, labels, allowed)
+    assert metrics["nexus-api"] <= _ingress_ports(
+        everyone, pods["nexus-api"], SCRAPER_NS, scraper, own
+    )
 
 
 def test_exporters_reach_their_datastore_only(prod) -> None:
@@ -531,6 +713,7 @@ def test_exporters_reach_their_datastore_only(prod) -> None:
     for exporter, target, port in (
         ("postgres-exporter", "postgresql", 5432),
         ("redis-exporter", "redis", 6379),
+        ("celery-exporter", "redis", 6379),
     ):
         labels = pods[exporter]
         egress = [

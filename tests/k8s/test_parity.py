@@ -148,9 +148,18 @@ def test_postgresql_container_env_names_are_the_dev_stacks(k8s: Session, prod) -
 
 
 def test_app_environment_is_the_dev_stacks(k8s: Session, prod) -> None:
+    """The app's ConfigMap is the dev stack's environment: with the cluster's monitoring
+    (kailash_k8s_monitoring plain, the default) the dev stack's with a Prometheus and the
+    Celery exporter planned (the app's metrics port and task events on); without it (none)
+    the dev stack's of the same inventory."""
     cm = prod.generated("ConfigMap", "nexus-config")["data"]
-    dev_services = k8s.dev_plan["compose"]["nexus"]["services"]
+    dev_services = k8s.dev_plan_monitored["compose"]["nexus"]["services"]
     assert set(dev_services) == {"nexus-api", "nexus-websocket", "nexus-worker"}
+    plain_dev = k8s.dev_plan["compose"]["nexus"]["services"]
+    none = k8s.renders["none"].generated("ConfigMap", "nexus-config")["data"]
+    for name, svc in plain_dev.items():
+        assert none == {k: str(v) for k, v in svc["environment"].items()}, name
+    assert {"NEXUS_METRICS_PORT", "NEXUS_CELERY_EVENTS"} <= set(cm) - set(none)
     for name, svc in dev_services.items():
         assert cm == {k: str(v) for k, v in svc["environment"].items()}, name
         dep = prod.get("Deployment", name)

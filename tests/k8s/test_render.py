@@ -35,6 +35,7 @@ SECRET_FILES = [
     "secrets/monitoring/postgres_exporter_password",
     "secrets/monitoring/postgres_exporter_setup.sql",
     "secrets/monitoring/redis_exporter_passwords",
+    "secrets/monitoring/celery_exporter_broker_password",
 ]
 
 
