@@ -138,14 +138,20 @@ EXAMPLES = r"""
 RETURN = r"""
 stat:
   description:
-    - For each path of O(stat), whether it exists, whether it is a regular file, and the
-      SHA-256 (or O(stat_checksum)) of its content (null unless a regular file).
+    - For each path of O(stat), whether it exists, whether it is a regular file, a
+      directory or a socket (following symbolic links), its numeric owner and group when
+      it exists, and the SHA-256 (or O(stat_checksum)) of its content (null unless a
+      regular file).
   returned: always
   type: dict
   sample:
     /opt/kailash/kailash/secret-store/edge/ca.crt:
       exists: true
       isreg: true
+      isdir: false
+      issock: false
+      uid: 0
+      gid: 0
       checksum: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 changed_paths:
   description: The directories and files that were (in check mode, would be) created or changed.
@@ -298,14 +304,17 @@ def _stat(path: str, algorithm: str = "sha256") -> dict:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return {"exists": False, "checksum": None, "isreg": False}
-    if not stat.S_ISREG(st.st_mode):
-        return {"exists": True, "checksum": None, "isreg": False}
+        return {"exists": False, "checksum": None, "isreg": False, "isdir": False,
+                "issock": False}
+    kind = {"isreg": stat.S_ISREG(st.st_mode), "isdir": stat.S_ISDIR(st.st_mode),
+            "issock": stat.S_ISSOCK(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
+    if not kind["isreg"]:
+        return {"exists": True, "checksum": None, **kind}
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 16), b""):
             digest.update(block)
-    return {"exists": True, "checksum": digest.hexdigest(), "isreg": True}
+    return {"exists": True, "checksum": digest.hexdigest(), **kind}
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import socket
 import stat
 import sys
 from pathlib import Path
@@ -115,9 +116,19 @@ def test_stat_reports_existence_and_sha256_before_writing(tmp_path: Path, capsys
     out = run(capsys, stat=[str(present), str(missing), str(tmp_path)],
               files=[{"path": str(missing), "content": "k", "mode": "0600"}])
     assert out["stat"][str(present)] == {
-        "exists": True, "isreg": True, "checksum": hashlib.sha256(b"PEM\n").hexdigest()}
-    assert out["stat"][str(missing)] == {"exists": False, "checksum": None, "isreg": False}
+        "exists": True, "isreg": True, "isdir": False, "issock": False,
+        "uid": os.getuid(), "gid": os.getgid(),
+        "checksum": hashlib.sha256(b"PEM\n").hexdigest()}
+    assert out["stat"][str(missing)] == {"exists": False, "checksum": None, "isreg": False,
+                                         "isdir": False, "issock": False}
     assert out["stat"][str(tmp_path)]["isreg"] is False
+    assert out["stat"][str(tmp_path)]["isdir"] is True
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    out = run(capsys, stat=[str(tmp_path / "sock")])
+    sock.close()
+    assert out["stat"][str(tmp_path / "sock")]["issock"] is True
+    assert out["stat"][str(tmp_path / "sock")]["checksum"] is None
     assert missing.read_text() == "k"  # written after the stat
 
 
