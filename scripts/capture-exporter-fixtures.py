@@ -7,9 +7,9 @@ scripts/capture-metric-fixtures.py (which captures the datastore and host export
 
 What runs (all removed afterwards, whatever happens), named ``mon-fixture-<pid>-*``:
 - NGINX (kailash/nginx) with the edge role's own nginx.conf template, rendered with the edge
-  metrics on (stub_status listener, access log to mtail's socket); its upstreams point at
+  metrics on (stub_status listener, the metrics log mtail reads); its upstreams point at
   127.0.0.1 where nothing listens, so HTTPS requests get real 502s and HTTP ones 301s;
-- mtail with roles/mtail/files/edge.mtail on the host, on a UNIX socket NGINX writes to
+- mtail with roles/mtail/files/edge.mtail on the host, reading the log file NGINX appends to
   (mtail_edge.prom); nginx_exporter on the edge's stub_status (nginx_exporter_edge.prom);
 - blackbox_exporter with roles/blackbox_exporter's default modules, its ``tls`` module on
   the edge's HTTPS port (blackbox_tls_edge.prom);
@@ -82,7 +82,7 @@ def edge_conf(subnet: str) -> str:
         **{k: v for k, v in defaults.items() if not (isinstance(v, str) and "{{" in v)},
         "edge__http_port": variables["edge__http_port"],
         "edge__https_port": variables["edge__https_port"],
-        "edge__metrics_socket": variables["edge__metrics_socket"],
+        "edge__metrics_log_file": variables["edge__metrics_log_file"],
         "edge_stub_status": True,
         "edge_metrics_log": True,
         "kailash_project": "mon-fixture",
@@ -132,22 +132,24 @@ def main() -> None:
         for path in [*conf.iterdir(), *tls.iterdir()]:
             path.chmod(0o644)
 
-        # mtail first: it creates the socket NGINX sends to (umask 0: NGINX's uid may write)
+        # the log exists before mtail starts (it polls the files it found then), writable by
+        # NGINX's uid, as roles/mtail's entry point leaves it
         ports = {k: free_port() for k in ("mtail", "nginx", "blackbox", "containers")}
+        (sock / "access.log").touch()
+        (sock / "access.log").chmod(0o666)
         procs.append(subprocess.Popen(
             [str(bindir / "mtail"), f"-progs={ROOT / 'roles/mtail/files'}",
-             f"-logs=unixgram://{sock / 'log.sock'}", "-address=127.0.0.1",
+             f"-logs={sock / 'access.log'}", "-address=127.0.0.1",
              f"-port={ports['mtail']}", "-logtostderr"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.umask(0),
         ))  # fmt: skip
-        wait_for("mtail's socket", lambda: (sock / "log.sock").exists())
         run(
             "docker", "run", "-d", "--name", edge, *label,
             "--label", "com.docker.compose.service=edge", "--network", network,
             "--memory", "64m", "--cpus", "0.5", "--read-only", "--tmpfs", "/tmp",
             "--add-host", "nexus-api:127.0.0.1", "--add-host", "nexus-websocket:127.0.0.1",
             "-v", f"{conf / 'nginx.conf'}:/etc/nginx/nginx.conf:ro",
-            "-v", f"{tls}:/etc/nginx/tls:ro", "-v", f"{sock}:/run/edge-log:ro",
+            "-v", f"{tls}:/etc/nginx/tls:ro", "-v", f"{sock}:/run/edge-log",
             NGINX_IMAGE, "nginx", "-g", "daemon off;",
         )  # fmt: skip
         run(
