@@ -49,6 +49,11 @@ PIDS_VARIABLES = {
     "nexus-worker": ("nexus", "nexus_worker_pids_limit"),
     "edge": ("edge", "edge_pids_limit"),
     "pgbouncer": ("pgbouncer", "pgbouncer_pids_limit"),
+    # the monitoring services (issue #13): <role>_pids_limit each
+    **{role.replace("_", "-"): (role, f"{role}_pids_limit") for role in (
+        "postgres_exporter", "redis_exporter", "node_exporter", "celery_exporter",
+        "nginx_exporter", "mtail", "container_exporter", "blackbox_exporter", "alertmanager",
+        "prometheus")},
 }
 # the images this project builds (roles/*/files/**/Dockerfile); the base image is a root
 # filesystem with no service to check (docs/security.md)
