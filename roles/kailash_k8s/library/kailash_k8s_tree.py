@@ -29,7 +29,9 @@ options:
     type: dict
     default: {}
   prune:
-    description: Directories (relative to O(root)) whose files not in the tree are removed.
+    description:
+      - Directories (relative to O(root), C(.) for O(root) itself) whose files not in the
+        tree are removed; a file named here is removed when it is not in the tree.
     type: list
     elements: str
     default: []
@@ -62,8 +64,10 @@ import tempfile  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 
-def _safe(root: str, rel: str) -> str:
+def _safe(root: str, rel: str, itself: bool = False) -> str:
     path = os.path.normpath(os.path.join(root, rel))
+    if itself and path == os.path.normpath(root):
+        return path
     if os.path.isabs(rel) or not path.startswith(root.rstrip("/") + "/"):
         raise ValueError(f"path {rel!r} leaves the root")
     return path
@@ -129,7 +133,11 @@ def main() -> None:
                 written.append(rel)
         wanted = {os.path.normpath(rel) for rel in list(files) + list(secrets)}
         for top in module.params["prune"]:
-            base = _safe(root, top)
+            base = _safe(root, top, itself=True)
+            if os.path.isfile(base) and os.path.normpath(top) not in wanted:
+                removed.append(os.path.normpath(top))
+                if not module.check_mode:
+                    os.unlink(base)
             for dirpath, _dirs, names in os.walk(base):
                 for name in sorted(names):
                     rel = os.path.relpath(os.path.join(dirpath, name), root)
