@@ -317,7 +317,7 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
         renders[name].run = Run(proc.returncode, out)
         assert proc.returncode == 0, f"render of {name} failed:\n{out[-4000:]}"
     prod = renders["production"]
-    first = _hashes(prod.tree)
+    first = _hashes(prod.tree.parent)  # the overlay and the base
     # the second render (idempotence) and the dev stack's plan (parity), at once
     dump = root / "dev-plan.json"
     second = _start(

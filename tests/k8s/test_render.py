@@ -1,5 +1,6 @@
-"""The rendered tree: layout, secrets kept out of committable files, a second render
-changes nothing, and bad input is refused before anything is written."""
+"""The rendered tree: layout (one shared base, an overlay per environment that carries
+only what differs), secrets kept out of committable files, a second render changes
+nothing, and bad input is refused before anything is written."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import stat
 
 import pytest
+import yaml
 
 from conftest import REFUSALS, REPO, Session, _hashes
 
@@ -60,9 +62,44 @@ def test_tree_layout(k8s: Session, env: str) -> None:
     for name in OVERLAY_FILES:
         assert (tree / name).is_file(), name
     for name in BASE_FILES:
-        assert (tree / "base" / name).is_file(), name
+        assert (tree.parent / "base" / name).is_file(), name
     for name in SECRET_FILES:
         assert (tree / name).is_file(), name
+    # the overlay has no manifest of its own: the base's, patched
+    assert not (tree / "base").exists()
+    assert not (tree / "objects.yaml").exists()
+    overlay = yaml.safe_load((tree / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["namespace.yaml", "quota.yaml", "../base"]
+
+
+def test_one_base_whichever_inventory_renders_it(k8s: Session) -> None:
+    """Staging and production (different inventories, staging with digests) write the same
+    base, byte for byte, and it is the committed k8s/base."""
+    bases = {
+        env: _hashes(k8s.renders[env].tree.parent / "base") for env in ("staging", "production")
+    }
+    assert bases["staging"] == bases["production"]
+    assert bases["production"] == _hashes(REPO / "k8s" / "base"), (
+        "k8s/base is not what the role renders: re-render (ansible-playbook -i "
+        "inventories/production site.yml --tags render)"
+    )
+
+
+@pytest.mark.parametrize("env", ["production", "staging"])
+def test_the_overlay_carries_only_what_differs(k8s: Session, env: str) -> None:
+    """The patches of the overlay change the instance label, the ingress host and TLS,
+    nothing of the datastores' or the app's specs at the default sizes."""
+    overlay = yaml.safe_load((k8s.renders[env].tree / "kustomization.yaml").read_text())
+    paths = {
+        op["path"]
+        for patch in overlay["patches"]
+        for op in yaml.safe_load(patch["patch"])
+    }
+    changed = {p for p in paths if not p.endswith("/app.kubernetes.io~1instance")}
+    expected = {"/spec/tls/0/hosts/0", "/spec/tls/0/secretName", "/spec/rules/0/host"}
+    if env == "production":
+        expected.add("/metadata/annotations/cert-manager.io~1cluster-issuer")
+    assert changed == expected
 
 
 def test_secret_files_are_private_and_ignored(prod) -> None:
@@ -70,7 +107,7 @@ def test_secret_files_are_private_and_ignored(prod) -> None:
     for name in SECRET_FILES:
         assert stat.S_IMODE((prod.tree / name).stat().st_mode) == 0o600, name
         assert _gitignored(name), f"{name} is not git-ignored"
-    for name in ["kustomization.yaml", "base/nexus.yaml", "config/postgresql/postgresql.conf"]:
+    for name in ["kustomization.yaml", "objects.yaml", "config/postgresql/postgresql.conf"]:
         assert not _gitignored(name), f"{name} should be committable"
 
 
@@ -80,9 +117,9 @@ def test_no_secret_value_in_committable_files(prod) -> None:
         if "=" in line and not line.startswith("#"):
             values.append(line.split("=", 1)[1].split("/", 1)[-1])
     assert len(values) >= 6
-    for path in prod.tree.rglob("*"):
-        rel = str(path.relative_to(prod.tree))
-        if not path.is_file() or rel in SECRET_FILES:
+    for path in [*prod.tree.rglob("*"), *(prod.tree.parent / "base").rglob("*")]:
+        rel = str(path.relative_to(prod.tree.parent))
+        if not path.is_file() or rel.removeprefix(prod.tree.name + "/") in SECRET_FILES:
             continue
         text = path.read_text()
         for value in values:
@@ -98,7 +135,7 @@ def test_generated_secrets_reference_the_git_ignored_files(prod) -> None:
 
 def test_second_render_is_byte_identical_and_changes_nothing(k8s: Session, prod) -> None:
     assert k8s.second_run.rc == 0, k8s.second_run.output[-3000:]
-    assert _hashes(prod.tree) == k8s.first_hashes
+    assert _hashes(prod.tree.parent) == k8s.first_hashes
     recap = re.search(r"production-cluster\s*:.*changed=(\d+)", k8s.second_run.output)
     assert recap and recap.group(1) == "0", k8s.second_run.output[-2000:]
 
