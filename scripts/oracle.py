@@ -22,6 +22,10 @@ Secrets come from one store kept in /var/tmp/kailash-oracle/secrets
 snapshots render the same passwords, certificates and tokens. Nothing from that store is
 ever printed: a difference in a file that holds secrets is reported by name only.
 
+Scratch files go to /tmp/kailash-oracle (KAILASH_ORACLE_WORK: another directory, so two
+snapshots can run at once). ``snapshot --only k8s`` (or ``local``) takes one half: the
+Kubernetes half needs no Docker.
+
 Needs the venv (`make venv`), Docker (`make host`) and kubectl (scripts/k8s-tools.sh;
 K8S_TOOLS_VENV reuses another checkout's tools). The snapshot of the commit before a
 refactor, from a clone:
@@ -54,7 +58,7 @@ BIN = Path(sys.executable).parent
 # renders the same secrets
 SECRETS = Path(os.environ.get("KAILASH_ORACLE_SECRETS", "/var/tmp/kailash-oracle/secrets"))
 PROJECT = "kailash-oracle"
-WORK = Path("/tmp/kailash-oracle")
+WORK = Path(os.environ.get("KAILASH_ORACLE_WORK", "/tmp/kailash-oracle"))
 LOCAL_EXTRA = {
     "kailash_project": PROJECT,
     "kailash_stack_root": str(WORK / "stack"),
