@@ -326,23 +326,30 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
         {"kailash_k8s_render_dir": str(prod.tree)},
         prod.secrets_dir,
     )
+    # the dev stack without the two services the app's environment depends on (the default
+    # service set has them: monitoring is on by default), and with them
+    services = yaml.safe_load((REPO / "roles" / "kailash" / "defaults" / "main.yml").read_text())[
+        "kailash_services"
+    ]
+    app_monitoring = ("celery_exporter", "prometheus")
     dev = _start(
         str(HERE / "dev_plan.yml"),
         "production",
-        {"kailash_dev_plan_dump": str(dump)},
+        {
+            "kailash_dev_plan_dump": str(dump),
+            "kailash_services": [s for s in services if s not in app_monitoring],
+        },
         prod.secrets_dir,
         tags=None,
     )
     dump_monitored = root / "dev-plan-monitored.json"
-    services = yaml.safe_load((REPO / "roles" / "kailash" / "defaults" / "main.yml").read_text())[
-        "kailash_services"
-    ]
     dev_monitored = _start(
         str(HERE / "dev_plan.yml"),
         "production",
         {
             "kailash_dev_plan_dump": str(dump_monitored),
-            "kailash_services": [*services, "celery_exporter", "prometheus"],
+            "kailash_services": [s for s in services if s not in app_monitoring]
+            + list(app_monitoring),
         },
         prod.secrets_dir,
         tags=None,
