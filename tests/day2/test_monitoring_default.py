@@ -16,6 +16,7 @@ tests/integration/test_monitoring_stack.py.
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import subprocess
 import time
@@ -171,3 +172,8 @@ def test_the_health_report_lists_no_alert_firing_on_the_healthy_stack(monitored)
     run = deploy(playbook="playbooks/health.yml")
     assert run.rc == 0, run.output[-3000:]
     assert "Alerts firing: none (pending: 0; heartbeat: Watchdog; from prometheus)" in run.output
+    # every monitoring service has a probe of its own (not "not deployed" nor "no probe")
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\s*(\w+)\s+\|\s+([\w ]+?)\s+\|",
+                                                       run.output, re.M)}  # fmt: skip
+    monitoring = DEFAULTS["kailash_services"][DEFAULTS["kailash_services"].index("edge") + 1 :]
+    assert {svc: rows.get(svc) for svc in monitoring} == dict.fromkeys(monitoring, "up"), rows
