@@ -23,8 +23,11 @@ from ansible.errors import AnsibleFilterError
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = json.loads((ROOT / "tests" / "unit" / "fixtures" / "health_report.json").read_text())
-SPECS = yaml.safe_load((ROOT / "playbooks" / "health.yml").read_text())[0]["vars"][
-    "kailash_health__specs"]
+# the probe spec each service role declares (health.yml reads those of the planned services)
+SPECS = {
+    path.parts[-3]: yaml.safe_load(path.read_text())[f"{path.parts[-3]}__health_probe"]
+    for path in sorted((ROOT / "roles").glob("*/vars/health_probe.yml"))
+}
 
 
 def _load(name: str):
