@@ -72,6 +72,54 @@ def _optional(params: dict[str, Any], name: str, errors: list[str], minimum: int
     return _int(params, name, errors, minimum)
 
 
+def _app_load(params: dict, errors: list[str]) -> tuple[int, int]:
+    """The app's processes that open a pool each, and the pool size (0, 0 without the app)."""
+    if not params.get("nexus_enabled", True):
+        return 0, 0
+    counts = [
+        _int(params, name, errors, 0)
+        for name in ("nexus_api_replicas", "nexus_websocket_replicas",
+                     "nexus_worker_replicas", "nexus_worker_concurrency")
+    ]  # fmt: skip
+    app_pool = _int(params, "nexus_dataflow_pool_size", errors, 1)
+    if None in counts or app_pool is None:
+        return 0, 0
+    api, ws, workers, concurrency = (int(c) for c in counts)  # type: ignore[arg-type]
+    return api + ws + workers * concurrency, app_pool
+
+
+def _fit_errors(v: dict[str, Any]) -> list[str]:
+    """The refusals of derived or given sizes that do not fit (``v``: the worked-out sizes)."""
+    errors = []
+    if v["replicas"] * (v["pool"] + v["reserve"]) > v["budget"]:
+        errors.append(
+            f"pgbouncer_replicas ({v['replicas']}) x (pgbouncer_default_pool_size ({v['pool']}) + "
+            f"pgbouncer_reserve_pool_size ({v['reserve']})) = "
+            f"{v['replicas'] * (v['pool'] + v['reserve'])} server "
+            f"connections do not fit in {v['limits']} = {v['budget']}: lower "
+            "pgbouncer_default_pool_size or pgbouncer_reserve_pool_size, or raise "
+            "postgresql_max_connections"
+        )
+    if v["clients"] < v["app_clients"]:
+        errors.append(
+            f"pgbouncer_max_client_conn ({v['clients']}) is below the {v['app_clients']} client "
+            f"connections the app may open ({v['app_processes']} processes x "
+            f"(nexus_dataflow_pool_size {v['app_pool']} + pgbouncer_app_extra_connections "
+            f"{v['extra']})): raise pgbouncer_max_client_conn or leave it empty (derived)"
+        )
+    if v["pool_mode"] == "session" and v["app_pooled"] > v["replicas"] * v["pool"]:
+        errors.append(
+            f"in session pooling every pooled app connection holds a server connection: the app "
+            f"keeps {v['app_pooled']} ({v['app_processes']} processes: nexus_api_replicas + "
+            "nexus_websocket_replicas + nexus_worker_replicas x nexus_worker_concurrency, x "
+            f"nexus_dataflow_pool_size {v['app_pool']}), more than pgbouncer_replicas "
+            f"({v['replicas']}) x pgbouncer_default_pool_size ({v['pool']}) = "
+            f"{v['replicas'] * v['pool']}: lower nexus_dataflow_pool_size or the replicas, or "
+            "raise postgresql_max_connections"
+        )
+    return errors
+
+
 def kailash_pgbouncer_sizing(params: Any) -> dict[str, Any]:
     """Derived pool sizes and the refusals; see the module docstring.
 
@@ -107,18 +155,7 @@ def kailash_pgbouncer_sizing(params: Any) -> dict[str, Any]:
     reserve = _optional(params, "pgbouncer_reserve_pool_size", errors, 0)
     clients = _optional(params, "pgbouncer_max_client_conn", errors, 1)
 
-    app_processes = app_pool = 0
-    if params.get("nexus_enabled", True):
-        counts = [
-            _int(params, name, errors, 0)
-            for name in ("nexus_api_replicas", "nexus_websocket_replicas",
-                         "nexus_worker_replicas", "nexus_worker_concurrency")
-        ]
-        app_pool_raw = _int(params, "nexus_dataflow_pool_size", errors, 1)
-        if None not in counts and app_pool_raw is not None:
-            api, ws, workers, concurrency = (int(c) for c in counts)  # type: ignore[arg-type]
-            app_processes = api + ws + workers * concurrency
-            app_pool = app_pool_raw
+    app_processes, app_pool = _app_load(params, errors)
 
     if None in (max_conn, reserved, replicas, admin, extra) or pool_mode not in POOL_MODES:
         return {"errors": errors}
@@ -148,29 +185,12 @@ def kailash_pgbouncer_sizing(params: Any) -> dict[str, Any]:
     if clients is None:
         clients = max(2 * app_clients, MIN_CLIENT_CONN)
 
-    if replicas * (pool + reserve) > budget:
-        errors.append(
-            f"pgbouncer_replicas ({replicas}) x (pgbouncer_default_pool_size ({pool}) + "
-            f"pgbouncer_reserve_pool_size ({reserve})) = {replicas * (pool + reserve)} server "
-            f"connections do not fit in {limits} = {budget}: lower pgbouncer_default_pool_size "
-            "or pgbouncer_reserve_pool_size, or raise postgresql_max_connections"
-        )
-    if clients < app_clients:
-        errors.append(
-            f"pgbouncer_max_client_conn ({clients}) is below the {app_clients} client connections "
-            f"the app may open ({app_processes} processes x (nexus_dataflow_pool_size {app_pool} + "
-            f"pgbouncer_app_extra_connections {extra})): raise pgbouncer_max_client_conn or leave "
-            "it empty (derived)"
-        )
-    if pool_mode == "session" and app_pooled > replicas * pool:
-        errors.append(
-            f"in session pooling every pooled app connection holds a server connection: the app "
-            f"keeps {app_pooled} ({app_processes} processes: nexus_api_replicas + "
-            "nexus_websocket_replicas + nexus_worker_replicas x nexus_worker_concurrency, x "
-            f"nexus_dataflow_pool_size {app_pool}), more than pgbouncer_replicas ({replicas}) x "
-            f"pgbouncer_default_pool_size ({pool}) = {replicas * pool}: lower "
-            "nexus_dataflow_pool_size or the replicas, or raise postgresql_max_connections"
-        )
+    errors += _fit_errors(
+        {"replicas": replicas, "pool": pool, "reserve": reserve, "budget": budget,
+         "limits": limits, "clients": clients, "app_clients": app_clients,
+         "app_processes": app_processes, "app_pool": app_pool, "extra": extra,
+         "pool_mode": pool_mode, "app_pooled": app_pooled}
+    )  # fmt: skip
     return {
         "errors": errors,
         "budget": budget,
