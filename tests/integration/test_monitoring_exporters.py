@@ -207,7 +207,16 @@ def test_probe_of_a_stopped_service_fails_and_recovers():
     assert wait_for("heartbeat probe succeeds again", lambda: success() == 1, timeout=180)
 
 
+def _unhealthy() -> list[str]:
+    out = compose("ps", "--all", "--format", "{{.Name}} {{.State}} {{.Health}}").stdout
+    return [line for line in out.splitlines()
+            if line.split()[1:] not in (["running", "healthy"], ["running"])]  # fmt: skip
+
+
 def test_second_run_changes_nothing():
+    # on a healthy stack: after the stop and start above, ChromaDB's server may still be
+    # starting (then a run heals it, which is a change)
+    wait_for("every container healthy", lambda: not _unhealthy() or None, timeout=180, step=2)
     run = deploy()
     assert run.rc == 0, run.output[-4000:]
     assert run.recap()["changed"] == 0, run.output[-4000:]
