@@ -65,4 +65,12 @@ for name in day2 stacks; do
   printf 'lane %-6s rc=%s  %ss  %s\n' "$name" "$rc" "$secs" "$(tail -n 1 "$logs/$name.log")"
   [[ "$rc" == 0 ]] || status=1
 done
+# a failing lane's failures again at the very end, where a log's tail shows them
+for name in day2 stacks; do
+  read -r rc _ < "$logs/$name.rc" 2>/dev/null || rc=1
+  [[ "$rc" == 0 ]] && continue
+  echo
+  echo "lane $name failed:"
+  grep -E '^(FAILED|ERROR) ' "$logs/$name.log" | cut -c1-600 | sed "s/^/  /"
+done
 exit "$status"

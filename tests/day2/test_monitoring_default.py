@@ -99,17 +99,22 @@ def test_every_scrape_target_is_up(monitored):
 
 def test_requests_through_the_edge_reach_its_two_exporters(monitored):
     """NGINX's stub_status (nginx_exporter) and the access log (mtail) both count the
-    requests a client sends through the edge."""
-    before_log = scalar("sum(edge_http_requests_total)") or 0.0
+    requests a client sends through the edge.
+
+    mtail's counters are read per status: a sum over every status is not monotonic, since
+    the series of a status an earlier mtail process had seen (a 401, a 502) vanish when mtail
+    is recreated (an earlier test's deploy may do that), which once made the sum drop by
+    three while the 40 requests were counted: seen after an engine restart recreated mtail."""
+    ok = 'edge_http_requests_total{status="200"}'
+    before_log = scalar(ok) or 0.0
     before_stub = scalar("sum(nginx_http_requests_total)") or 0.0
     before_hist = scalar("sum(edge_http_request_duration_seconds_count)") or 0.0
-    before_ok = scalar('sum(edge_http_requests_total{status="200"})') or 0.0
     session = requests.Session()
     for _ in range(40):
         assert session.get(f"{EDGE}/health", verify=CA, timeout=10).status_code == 200
     wait_for(
-        f"edge_http_requests_total (mtail) above {before_log} + 40",
-        lambda: (scalar("sum(edge_http_requests_total)") or 0) >= before_log + 40,
+        f"{ok} (mtail) above {before_log} + 40",
+        lambda: (scalar(ok) or 0) >= before_log + 40,
         60,
         3,
     )
@@ -122,7 +127,6 @@ def test_requests_through_the_edge_reach_its_two_exporters(monitored):
     # the access log's latency histogram carries the requests too (every one: the metrics
     # log is a file mtail reads at each poll, nothing is dropped between them)
     assert (scalar("sum(edge_http_request_duration_seconds_count)") or 0) >= before_hist + 40
-    assert (scalar('sum(edge_http_requests_total{status="200"})') or 0) >= before_ok + 40
 
 
 def _not_after(pem: str) -> float:
@@ -144,7 +148,13 @@ def test_the_edge_certificate_expiry_is_probed(monitored):
     )
     assert probed == min(expiries) or probed in expiries, (probed, expiries)
     assert probed > time.time() + 86400
-    assert scalar('probe_success{job="probe-http", service="chromadb"}') == 1.0
+    # (an earlier test may have recreated ChromaDB: its probe succeeds again at the next scrape)
+    wait_for(
+        "ChromaDB's heartbeat probe succeeding",
+        lambda: scalar('probe_success{job="probe-http", service="chromadb"}') == 1.0,
+        60,
+        3,
+    )
 
 
 def test_container_memory_is_reported_against_its_limit(monitored):
@@ -161,17 +171,23 @@ def test_container_memory_is_reported_against_its_limit(monitored):
 
 def test_the_health_report_lists_no_alert_firing_on_the_healthy_stack(monitored):
     """health.yml on the default inventory asks Prometheus: only the Watchdog heartbeat.
-    (An earlier test may have stopped a service: its alert resolves at the next evaluation
-    after the service is back, so this waits for that first.)"""
+    (Earlier tests stop services and load the app: their alerts leave once the rules' 5-minute
+    windows have passed, so this waits up to six minutes for no alert first.)"""
 
     def others() -> list:
-        return [a["labels"] for a in get("/api/v1/alerts")["alerts"]
+        return [(a["labels"]["alertname"], a["state"], a["labels"].get("service"))
+                for a in get("/api/v1/alerts")["alerts"]
                 if a["labels"].get("severity") != "none"]  # fmt: skip
 
-    wait_for("no alert but the heartbeat", lambda: not others() or None, 120, 5)
+    wait_for("no alert but the heartbeat", lambda: not others() or None, 360, 5)
     run = deploy(playbook="playbooks/health.yml")
     assert run.rc == 0, run.output[-3000:]
-    assert "Alerts firing: none (pending: 0; heartbeat: Watchdog; from prometheus)" in run.output
+    line = re.search(r"Alerts firing: none \(pending: (\d+); heartbeat: Watchdog; "
+                     r"from prometheus\)", run.output)  # fmt: skip
+    assert line, run.output[-3000:]
+    # an alert that went pending during the run (a slow moment of a loaded machine) must be
+    # the one Prometheus has; none is firing
+    assert line.group(1) == "0" or others(), (line.group(0), others())
     # every monitoring service has a probe of its own (not "not deployed" nor "no probe")
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\s*(\w+)\s+\|\s+([\w ]+?)\s+\|",
                                                        run.output, re.M)}  # fmt: skip
