@@ -91,6 +91,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# the Docker host paths a Kubernetes render must not look at, pointed at nothing
+NO_DOCKER = {
+    "container_exporter_docker_socket": "/nonexistent/docker.sock",
+    "container_exporter_cgroup_root": "/nonexistent/cgroup",
+}
+
+
 def _env(secrets_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -320,10 +327,12 @@ def k8s(k8s_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Session:
     first = _hashes(prod.tree.parent)  # the overlay and the base
     # the second render (idempotence) and the dev stack's plan (parity), at once
     dump = root / "dev-plan.json"
+    # ... run as on a workstation without a Docker engine: no socket, no cgroup tree (the
+    # container exporter's host checks are for Docker hosts; its paths do not reach the tree)
     second = _start(
         "playbooks/k8s.yml",
         "production",
-        {"kailash_k8s_render_dir": str(prod.tree)},
+        {"kailash_k8s_render_dir": str(prod.tree), **NO_DOCKER},
         prod.secrets_dir,
     )
     # the dev stack without the two services the app's environment depends on (the default

@@ -134,6 +134,9 @@ def test_generated_secrets_reference_the_git_ignored_files(prod) -> None:
 
 
 def test_second_render_is_byte_identical_and_changes_nothing(k8s: Session, prod) -> None:
+    """The second render runs as on a machine without Docker (conftest.NO_DOCKER: the
+    container exporter's socket and cgroup paths point at nothing), which failed before
+    kailash_target: a Kubernetes render must not need a Docker engine."""
     assert k8s.second_run.rc == 0, k8s.second_run.output[-3000:]
     assert _hashes(prod.tree.parent) == k8s.first_hashes
     recap = re.search(r"production-cluster\s*:.*changed=(\d+)", k8s.second_run.output)
