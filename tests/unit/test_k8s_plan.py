@@ -106,12 +106,18 @@ def test_setting_names_cover_every_variable_the_filters_read() -> None:
 
 
 def test_role_plan_matches_the_default_volume_sizes() -> None:
-    """The role's datastore table names each PersistentVolumeClaim once, and those are
+    """The Kubernetes plans of the default services (<svc>_kubernetes in each role's
+    vars/main.yml) name each PersistentVolumeClaim once, and those plus the ops jobs' are
     exactly the volumes kailash_k8s_volume_sizes sizes (the PVC count of the quota)."""
     role = REPO / "roles" / "kailash_k8s"
     table = yaml.safe_load((role / "vars" / "main.yml").read_text())
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
-    claims = [c for d in table["kailash_k8s__datastore_workloads"] for c in d["claims"]]
+    services = yaml.safe_load((REPO / "roles/kailash/defaults/main.yml").read_text())
+    claims = []
+    for svc in services["kailash_services"]:
+        path = REPO / "roles" / svc / "vars" / "main.yml"
+        plan = (yaml.safe_load(path.read_text()) or {}).get(f"{svc}_kubernetes") or {}
+        claims += [c for w in plan.get("workloads", []) for c in w["claims"]]
     claims += table["kailash_k8s__plan"]["ops"]["claims"]
     assert sorted(claims) == sorted(defaults["kailash_k8s_volume_sizes"])
     assert len(claims) == len(set(claims)) == 6

@@ -1,0 +1,146 @@
+"""No service name outside the service roles (issue #12): the cross-cutting code (playbooks/,
+plugins/, and every role that is not a service role) may not name a service as a literal,
+except in the registry (roles/kailash/defaults/main.yml's kailash_services and
+roles/kailash/vars/main.yml's kailash__known_services).
+
+What counts as a literal: a string in a YAML file (keys and values, Jinja included; comments
+are not read), the text of a Jinja template outside its comments (``{# #}`` and lines that
+start with ``#``), a string constant of a Python file other than a docstring. A name is a
+service role's (``redis``, ``postgres_exporter``) or its Compose spelling
+(``postgres-exporter``), as a whole word: ``redis_port`` is a variable, not the name.
+
+The refactor is under way: tests/unit/service_names_pending.yml lists the files that still
+name services, and which. It may only shrink: a new file or a new name fails here, and so
+does an entry that no longer holds (remove it once the code moved into the service roles).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+REGISTRY = {"roles/kailash/defaults/main.yml", "roles/kailash/vars/main.yml"}
+SERVICES = yaml.safe_load((REPO / "roles/kailash/vars/main.yml").read_text())[
+    "kailash__known_services"
+]
+PENDING_FILE = Path(__file__).with_name("service_names_pending.yml")
+
+
+def _pattern(services: list[str]) -> re.Pattern[str]:
+    names = set(services) | {s.replace("_", "-") for s in services}
+    alternatives = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+    return re.compile(rf"(?<![A-Za-z0-9_.\-/])({alternatives})(?![A-Za-z0-9_\-])")
+
+
+def _yaml_strings(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _yaml_strings(key)
+            yield from _yaml_strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _yaml_strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def _python_strings(text: str):
+    tree = ast.parse(text)
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant):  # fmt: skip
+            docstrings.add(id(body[0].value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and id(node) not in docstrings:  # fmt: skip
+            yield node.value
+
+
+def _template_text(text: str) -> list[str]:
+    text = re.sub(r"\{#.*?#\}", "", text, flags=re.S)
+    return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+
+
+def literals(path: Path) -> list[str]:
+    """The literals of one file (empty for a kind of file that is not read)."""
+    text = path.read_text(errors="replace")
+    if path.suffix in (".yml", ".yaml"):
+        return list(_yaml_strings(yaml.safe_load(text)))
+    if path.suffix == ".py":
+        return list(_python_strings(text))
+    if path.suffix == ".j2":
+        return _template_text(text)
+    return []
+
+
+def names_in(path: Path, pattern: re.Pattern[str]) -> set[str]:
+    return {m.group(1) for s in literals(path) for m in pattern.finditer(s)}
+
+
+def cross_cutting_files(root: Path = REPO) -> list[Path]:
+    files = [p for d in ("playbooks", "plugins") for p in (root / d).rglob("*")]
+    for role in (root / "roles").iterdir():
+        if role.name not in SERVICES:
+            files += role.rglob("*")
+    return sorted(
+        p for p in files
+        if p.is_file() and "__pycache__" not in p.parts
+        and str(p.relative_to(root)) not in REGISTRY
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def found() -> dict[str, set[str]]:
+    pattern = _pattern(SERVICES)
+    out = {}
+    for path in cross_cutting_files():
+        names = names_in(path, pattern)
+        if names:
+            out[str(path.relative_to(REPO))] = names
+    return out
+
+
+@pytest.fixture(scope="module")
+def pending() -> dict[str, set[str]]:
+    return {k: set(v) for k, v in (yaml.safe_load(PENDING_FILE.read_text()) or {}).items()}
+
+
+def test_no_new_service_name_outside_the_service_roles(found, pending) -> None:
+    extra = {f: n - pending.get(f, set()) for f, n in found.items()}
+    new = {f: sorted(n) for f, n in extra.items() if n}
+    assert new == {}, (
+        "service names outside the service roles (move the code into the service's role, "
+        f"or loop over the planned services): {new}"
+    )
+
+
+def test_the_pending_list_only_shrinks(found, pending) -> None:
+    gone = {f: n - found.get(f, set()) for f, n in pending.items()}
+    stale = {f: sorted(n) for f, n in gone.items() if n}
+    assert stale == {}, f"no longer named there: remove from {PENDING_FILE.name}: {stale}"
+
+
+def test_the_scan_reads_literals_not_comments(tmp_path) -> None:
+    """The scanner can fail: a literal is found in each kind of file, a comment is not."""
+    pattern = _pattern(["redis", "postgres_exporter"])
+    cases = {
+        "a.yml": ("# redis in a comment\nx: [redis_port, '{{ redis__conf }}']\n", set()),
+        "b.yml": ("x:\n  - name: redis\n", {"redis"}),
+        "c.yaml.j2": (
+            "{# redis #}\n# redis\nhost: {{ 'postgres-exporter' }}\n",
+            {"postgres-exporter"},
+        ),
+        "d.py": ('"""redis"""\nX = "postgres_exporter"\n# redis\n', {"postgres_exporter"}),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        assert names_in(path, pattern) == expected, name
