@@ -2,8 +2,9 @@
 # The stack suites of `make test` in two lanes at once: two pytest processes, each with its
 # own set of Compose projects, so nothing one lane deploys is touched by the other.
 #
-#   lane day2:  tests/day2 (the default project `kailash`, one session-scoped stack) and
-#               the static catalogue check (tests/integration/test_config_catalog.py)
+#   lane day2:  tests/day2 (the default project `kailash`, one session-scoped stack), the
+#               static catalogue check (tests/integration/test_config_catalog.py) and the
+#               sixth service (tests/integration/test_sixth_service.py, project kailash-six)
 #   lane stacks: tests/backup (project kailash-bk-ci), the integration modules that
 #               deploy their own projects (kailash-it, kailash-e2e, kailash-hp) and the
 #               host suite (tests/integration/test_dev_host.py)
@@ -22,7 +23,7 @@ cd "$(dirname "$0")/.."
 logs=.test-lanes
 rm -rf "$logs" && mkdir -p "$logs"
 
-LANE_DAY2=(tests/day2 tests/integration/test_config_catalog.py)
+LANE_DAY2=(tests/day2 tests/integration/test_config_catalog.py tests/integration/test_sixth_service.py)
 LANE_STACKS=(tests/backup tests/integration/test_dev_stack.py tests/integration/test_app_stack.py
              tests/integration/test_health_playbook.py tests/integration/test_dev_host.py
              tests/integration/test_monitoring_stack.py tests/integration/test_grafana_provisioning.py
