@@ -67,6 +67,8 @@ LOCAL_EXTRA = {
     "edge_https_port": 9643, "edge_http_port": 9680,
     "postgresql_host_port": 15632, "redis_host_port": 16579, "chromadb_host_port": 18201,
     "neo4j_http_host_port": 17674, "neo4j_bolt_host_port": 17887,
+    # the monitoring (in the default services): never the default stack's 9090/9093
+    "prometheus_host_port": 19690, "alertmanager_host_port": 19693,
 }
 ENVIRONMENTS = {
     "production": {},
