@@ -80,6 +80,8 @@ ENVIRONMENTS = {
                      "quay.io/prometheuscommunity/postgres-exporter", "oliver006/redis_exporter",
                      "kailash/celery-exporter")}},
 }
+# files the deploy writes that record runtime state (container ids), not rendered content
+RUNTIME_STAMPS = {".user-checked"}
 # files whose content is (or holds) a secret: differences named, never shown
 SECRET_PARTS = ("secrets", "secret-store", "token", ".key", "auth", "users.acl")
 
@@ -143,7 +145,9 @@ def snapshot_local(out: Path) -> None:
         stack = WORK / "stack" / PROJECT
         out.mkdir(parents=True, exist_ok=True)
         for path in sorted(stack.rglob("*")):
-            if path.is_symlink():
+            # runtime stamps, not renders: postgres_exporter's .user-checked hashes the
+            # PostgreSQL container's id and start time, new at every deploy
+            if path.is_symlink() or path.name in RUNTIME_STAMPS:
                 continue
             # directories too: their mode and owner are part of what the roles write
             meta = path.stat()
