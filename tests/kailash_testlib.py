@@ -52,13 +52,15 @@ class PlaybookRun:
 
 
 def run_playbook(playbook: str, *args: str, extra: dict | None = None,
-                 inventory: str = "inventories/local", timeout: int = 900) -> PlaybookRun:
+                 inventory: str = "inventories/local", timeout: int = 900,
+                 root: Path = ROOT, env: dict | None = None) -> PlaybookRun:
+    """``ansible-playbook`` in the project at ``root`` (this checkout, or a copy of it)."""
     cmd = [str(BIN / "ansible-playbook"), "-i", inventory, playbook, *args]
     if extra is not None:
         cmd += ["-e", json.dumps(extra)]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}:{os.environ.get('PATH', '')}")
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+    env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}:{os.environ.get('PATH', '')}", **(env or {}))
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
 

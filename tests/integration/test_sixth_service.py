@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import filecmp
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kailash_testlib import BIN, ROOT
+from kailash_testlib import ROOT, run_playbook
 
 pytestmark = pytest.mark.usefixtures("docker_available")
 
@@ -40,16 +39,6 @@ DEV = {
     "kailash_publish_datastores": False,
     "kailash_networks": {"edge": "10.235.0.0/24", "app": "10.235.1.0/24", "data": "10.235.2.0/24"},
 }
-
-
-def playbook(copy: Path, inventory: str, name: str, extra: dict, *args: str, **env: str):
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", inventory, name, "-e", json.dumps(extra), *args],
-        cwd=copy, capture_output=True, text=True, timeout=1200, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(copy / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-             "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **env},
-    )  # fmt: skip
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 def _down() -> None:
@@ -99,8 +88,8 @@ def test_only_the_role_and_one_registry_entry_were_touched(copy) -> None:
 
 @pytest.fixture(scope="module")
 def dev_stack(copy):
-    rc, out = playbook(copy, "inventories/local", "playbooks/dev_stack.yml", DEV)
-    assert rc == 0, out[-4000:]
+    run = run_playbook("playbooks/dev_stack.yml", extra=DEV, root=copy, timeout=1200)
+    assert run.rc == 0, run.output[-4000:]
     return copy
 
 
@@ -114,20 +103,20 @@ def test_the_compose_stack_runs_it_healthy(dev_stack) -> None:
 
 
 def test_the_health_report_probes_it(dev_stack) -> None:
-    rc, out = playbook(dev_stack, "inventories/local", "playbooks/health.yml", DEV)
-    assert rc == 0, out[-3000:]
-    rows = [line.split("|") for line in out.splitlines() if line.strip().startswith("echo ")]
-    assert rows and rows[0][1].strip() == "up", out[-3000:]
+    run = run_playbook("playbooks/health.yml", extra=DEV, root=dev_stack)
+    assert run.rc == 0, run.output[-3000:]
+    rows = [line.split("|") for line in run.output.splitlines() if line.strip().startswith("echo ")]
+    assert rows and rows[0][1].strip() == "up", run.output[-3000:]
 
 
 def test_the_kubernetes_tree_has_it_with_its_network_policy(copy) -> None:
     services = [*SERVICES[:-1], "echo", SERVICES[-1]]  # Prometheus stays last
     tree = WORK / "k8s" / "production"
-    rc, out = playbook(copy, "inventories/production", "playbooks/k8s.yml",
-                       {"kailash_services": services, "kailash_k8s_render_dir": str(tree)},
-                       "--tags", "render",
-                       KAILASH_SECRETS_DIR=str(WORK / "k8s-secrets"))  # fmt: skip
-    assert rc == 0, out[-4000:]
+    run = run_playbook("playbooks/k8s.yml", "--tags", "render", inventory="inventories/production",
+                       extra={"kailash_services": services, "kailash_k8s_render_dir": str(tree)},
+                       root=copy,
+                       env={"KAILASH_SECRETS_DIR": str(WORK / "k8s-secrets")})  # fmt: skip
+    assert run.rc == 0, run.output[-4000:]
     tools = subprocess.run([str(ROOT / "scripts/k8s-tools.sh")], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
     built = subprocess.run([str(Path(tools) / "kubectl"), "kustomize", str(tree)],
