@@ -206,7 +206,8 @@ print(json.dumps({{"count": col.count(), "ids": sorted(col.get()["ids"])}}))
 
 def test_server_rejoins_a_restarted_gate(client, token):
     # A gate restarted outside Compose gets a new network namespace; the server's
-    # healthcheck notices it is cut off and exits, its restart policy rejoins.
+    # healthcheck sees the namespace the gate recorded differ from its own and exits, its
+    # restart policy rejoins.
     _run("docker", "restart", GATE)
     deadline = time.monotonic() + 120
     status = None
