@@ -141,16 +141,31 @@ def ops(image, secrets, kb):
     cfg = backup_config_filter()(
         {
             "project": PROJECT,
-            "services": ["postgresql", "redis", "chromadb"],
-            "hosts": {"postgresql": "postgresql", "redis": "redis", "chromadb": "chromadb"},
-            "ports": {
-                "postgresql": role_default("postgresql", "postgresql_port"),
-                "redis": role_default("redis", "redis_port"),
-                "chromadb": role_default("chromadb", "chromadb_port"),
-            },
-            "postgresql_user": role_default("postgresql", "postgresql_user"),
-            "postgresql_database": role_default("postgresql", "postgresql_database"),
-            "redis_admin_user": role_default("redis", "redis_admin_user"),
+            # the "backup" slots of the datastore roles' Kubernetes plans (roles/*/vars)
+            "datastores": [
+                {
+                    "service": "postgresql",
+                    "host": "postgresql",
+                    "port": role_default("postgresql", "postgresql_port"),
+                    "user": role_default("postgresql", "postgresql_user"),
+                    "database": role_default("postgresql", "postgresql_database"),
+                    "secrets": {"password_file": "postgresql_password"},
+                },
+                {
+                    "service": "redis",
+                    "host": "redis",
+                    "port": role_default("redis", "redis_port"),
+                    "user": role_default("redis", "redis_admin_user"),
+                    "secrets": {"password_file": "redis_admin_password"},
+                },
+                {
+                    "service": "chromadb",
+                    "host": "chromadb",
+                    "port": role_default("chromadb", "chromadb_port"),
+                    "tenants": ["default_tenant"],
+                    "secrets": {"token_file": "chromadb_token"},
+                },
+            ],
             "secret_dir": "/run/secrets",
             "backup_root": "/backups/sets",
             "report_dir": "/backups/drill",

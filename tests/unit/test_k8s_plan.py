@@ -434,3 +434,40 @@ def test_burst_multiplier(burst: Any, rps: Any, multiplier: int) -> None:
 def test_burst_multiplier_refuses_bad_rates(burst: Any, rps: Any, variable: str) -> None:
     with pytest.raises(AnsibleFilterError, match=rf"^{variable} must be a whole number >= 1"):
         k8s.kailash_k8s_burst_multiplier(burst, rps)
+
+
+BACKUP = {
+    "project": "p-staging",
+    "secret_dir": "/run/secrets/",
+    "backup_root": "/backups/sets",
+    "datastores": [
+        {"service": "echo", "host": "echo", "port": "7000", "secrets": {"token_file": "t"}},
+        {"service": "kv", "host": "kv-0.kv", "port": 6379, "user": "admin", "db": 3},
+    ],
+}
+
+
+def test_backup_config_takes_each_datastore_from_its_plan_slot() -> None:
+    """The backup config names no datastore: services, order, fields and secret files all
+    come from the plans' backup slots (any service, here two made-up ones)."""
+    cfg = k8s.kailash_backup_config(BACKUP)
+    assert cfg["services"] == ["echo", "kv"]
+    assert cfg["datastores"] == {
+        "echo": {"host": "echo", "port": 7000, "token_file": "/run/secrets/t"},
+        "kv": {"host": "kv-0.kv", "port": 6379, "user": "admin", "db": 3},
+    }
+    assert cfg["encryption_key_file"] == "/run/secrets/backup_encryption_key"
+    assert k8s.kailash_backup_config({**BACKUP, "datastores": []})["services"] == []
+
+
+@pytest.mark.parametrize(
+    ("datastores", "message"),
+    [
+        ("echo", "datastores must be a list"),
+        ([{"service": "echo", "host": "echo"}], "needs service, host and port"),
+        ([{"service": "echo", "host": "e", "port": 1, "secrets": ["t"]}], "secrets of echo"),
+    ],
+)
+def test_backup_config_refuses_a_malformed_slot(datastores: Any, message: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=message):
+        k8s.kailash_backup_config({**BACKUP, "datastores": datastores})
