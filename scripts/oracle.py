@@ -80,8 +80,9 @@ ENVIRONMENTS = {
                      "quay.io/prometheuscommunity/postgres-exporter", "oliver006/redis_exporter",
                      "kailash/celery-exporter")}},
 }
-# files the deploy writes that record runtime state (container ids), not rendered content
-RUNTIME_STAMPS = {".user-checked"}
+# files the deploy writes that record runtime state (container ids, the ChromaDB gate's
+# network namespace), not rendered content
+RUNTIME_STAMPS = {".user-checked", "netns"}
 # files whose content is (or holds) a secret: differences named, never shown
 SECRET_PARTS = ("secrets", "secret-store", "token", ".key", "auth", "users.acl")
 

@@ -16,6 +16,7 @@ path and the API's /health through the real NGINX edge.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from datetime import datetime
@@ -64,6 +65,48 @@ def test_chromadb_stopped_past_a_health_check_comes_back_after_compose_start() -
     )
     assert "nanosecond heartbeat" in heartbeat, heartbeat
     assert wait_for(lambda: health().status_code == 200, 60), health().text
+
+
+def test_chromadb_comes_back_after_the_engine_dropped_its_volume_mounts() -> None:
+    """Found in CI at c7c7df1 (the test above failed, then two plain re-runs): ChromaDB did
+    not come back after `compose stop/start chromadb`, and re-runs did not heal it.
+
+    dockerd restarted with live-restore (a daemon.json change applied by dev_host.yml, a
+    package upgrade) leaves the containers running, but its own host-side mounts of local
+    volumes with mount options (a tmpfs volume) are gone: measured here, the volume's tmpfs
+    was in /proc/mounts before such a restart and not after. The next container to start
+    got a fresh tmpfs. The gate recorded its network namespace in a shared tmpfs volume:
+    after the gate's stop/start it wrote into the new one, the server kept reading the old
+    record (its own namespace), never rejoined, the gate stayed unhealthy; the heal of a
+    re-run restarted the gate only, and `up` failed ("dependency failed to start").
+
+    Not exercised here: a restart of this machine's dockerd itself (the other test lane
+    shares it; tests/engine does that, alone). Stand-in: what that restart leaves behind,
+    made by hand: the host-side mounts of the two containers' volumes unmounted (umount -l),
+    the containers running. On the old roles the gate then found the volume's bare
+    directory instead of its tmpfs and could not write its record; this test failed, and
+    so did the re-run of its fixture, with CI's "dependency failed to start: container
+    kailash-chromadb-1 is unhealthy"."""
+    gate, server = f"{PROJECT}-chromadb-1", f"{PROJECT}-chromadb-server-1"
+    for source in {
+        m["Source"]
+        for c in (gate, server)
+        for m in json.loads(docker("inspect", "-f", "{{json .Mounts}}", c))
+        if m["Type"] == "volume" and os.path.ismount(m["Source"])
+    }:
+        subprocess.run(["umount", "--lazy", source], check=True)
+
+    compose("stop", "chromadb")
+    compose("start", "chromadb")
+    assert wait_for(lambda: all_healthy(), 120, 2), containers()
+    # one namespace again, and the two read one record of it
+    own = docker("exec", server, "readlink", "/proc/1/ns/net")
+    records = [docker("exec", c, "cat", "/run/chromadb-gate/netns") for c in (gate, server)]
+    assert records == [own, own], (records, own)
+    heartbeat = docker(
+        "exec", gate, "wget", "-q", "-O", "-", "http://127.0.0.1:8000/api/v2/heartbeat"
+    )
+    assert "nanosecond heartbeat" in heartbeat, heartbeat
 
 
 def test_the_edge_follows_api_containers_recreated_on_other_addresses() -> None:
