@@ -47,6 +47,8 @@ test: lint unit host
 	# the stack suites in two lanes at once, each lane with its own Compose projects;
 	# tests/day2 uses the default project as a user does and leaves it deployed
 	scripts/test-lanes.sh
+	# dockerd restarted under the default stack (live-restore): alone, it restarts the engine
+	pytest -q tests/engine
 	# the probe tests measure their own timeouts: alone, on an idle machine
 	pytest -q tests/health
 	$(MAKE) --no-print-directory molecule

@@ -20,7 +20,13 @@ there is none).
 ``kailash_local_stat(paths)`` is what ``kailash_files``' ``stat`` option returns (exists,
 isreg, SHA-256 checksum), plus ``isdir`` and ``mode``, for the control node's files, read in
 the controller's process: roles/kailash_secrets looks at its store this way.
+
+``kailash_stale_health_checks(containers)`` takes ``docker inspect`` output and returns the
+running containers whose health monitor stopped, as ``{id: seconds since the last check
+started}``: Docker before 23 no longer runs the health checks of the containers a dockerd
+restarted with live-restore kept running (moby#41871), and their status stays as it was.
 """
+
 
 from __future__ import annotations
 
@@ -28,7 +34,9 @@ import fnmatch
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 try:
@@ -189,6 +197,33 @@ def kailash_controller_uid(_: Any = None) -> int:
     return os.getuid()
 
 
+def _docker_time(text: str) -> float:
+    """Seconds since the epoch of a Docker timestamp (RFC 3339, nanoseconds, UTC)."""
+    return datetime.fromisoformat(text[:19]).replace(tzinfo=UTC).timestamp()
+
+
+def kailash_stale_health_checks(containers: Sequence[dict[str, Any]],
+                                now: float | None = None) -> dict[str, int]:
+    """Running containers with a health check none of which started for longer than a
+    monitor that runs can be late: it starts a check ``interval`` after the previous one
+    ended, a check ends within ``timeout`` (Docker's default 30 s each where unset); stale
+    after ``2 * interval + timeout + 20`` s. Paused containers and those started (or
+    without a check logged) within that time are left out."""
+    now = time.time() if now is None else now
+    stale = {}
+    for c in containers:
+        state, check = c.get("State") or {}, (c.get("Config") or {}).get("Healthcheck") or {}
+        log = (state.get("Health") or {}).get("Log") or []
+        if state.get("Status") != "running" or state.get("Paused") or not log:
+            continue
+        interval = (check.get("Interval") or 30e9) / 1e9
+        limit = 2 * interval + (check.get("Timeout") or 30e9) / 1e9 + 20
+        age = now - _docker_time(log[-1]["Start"])
+        if age > limit and now - _docker_time(state["StartedAt"]) > limit:
+            stale[c["Id"]] = int(age)
+    return stale
+
+
 class FilterModule:
     """Ansible filter plugin entry point."""
 
@@ -202,4 +237,5 @@ class FilterModule:
             "kailash_local_digest": kailash_local_digest,
             "kailash_local_read": kailash_local_read,
             "kailash_local_stat": kailash_local_stat,
+            "kailash_stale_health_checks": kailash_stale_health_checks,
         }

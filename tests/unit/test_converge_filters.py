@@ -78,3 +78,43 @@ def test_local_stat_answers_as_kailash_files_stat(tmp_path: Path) -> None:
     assert got[str(tmp_path / "edge")]["isdir"] and got[str(tmp_path / "edge")]["mode"] == "0700"
     assert got[str(tmp_path / "edge")]["checksum"] is None
     assert got[str(tmp_path / "absent")]["exists"] is False
+
+
+def _container(cid: str, started: str, checks: list[str], interval_s: float | None = 10,
+               status: str = "running", paused: bool = False) -> dict:
+    check = {"Test": ["CMD", "true"]}
+    if interval_s is not None:
+        check.update(Interval=int(interval_s * 1e9), Timeout=int(5e9))
+    return {"Id": cid, "Config": {"Healthcheck": check},
+            "State": {"Status": status, "Paused": paused, "StartedAt": started,
+                      "Health": {"Status": "healthy",
+                                 "Log": [{"Start": s, "End": s} for s in checks]}}}
+
+
+def test_stale_health_checks_are_those_no_monitor_ran_for_too_long() -> None:
+    """moby#41871: after a dockerd restart with live-restore the health log stops growing.
+    10 s interval + 5 s timeout: stale after 2 * 10 + 5 + 20 = 45 s without a check."""
+    now = converge._docker_time("2026-11-30T15:10:00.000000000Z")
+    started = "2026-11-30T14:00:00.123456789Z"
+    containers = [
+        _container("frozen", started, ["2026-11-30T15:00:00.5Z", "2026-11-30T15:09:00.9Z"]),
+        _container("fresh", started, ["2026-11-30T15:09:50.0Z"]),
+        _container("late-but-alive", started, ["2026-11-30T15:09:16Z"]),  # 44 s: not yet
+        # Docker's default interval and timeout (30 s): stale only after 110 s
+        _container("defaults", started, ["2026-11-30T15:08:30Z"], interval_s=None),
+        _container("defaults-frozen", started, ["2026-11-30T15:08:00Z"], interval_s=None),
+        # just started: its monitor had no time to run yet
+        _container("young", "2026-11-30T15:09:30Z", ["2026-11-30T15:09:30Z"]),
+        _container("paused", started, ["2026-11-30T15:00:00Z"], paused=True),
+        _container("exited", started, ["2026-11-30T15:00:00Z"], status="exited"),
+        _container("no-log", started, []),
+    ]
+    assert converge.kailash_stale_health_checks(containers, now) == {
+        "frozen": 60, "defaults-frozen": 120,
+    }
+
+
+def test_stale_health_checks_skip_containers_without_one() -> None:
+    plain = {"Id": "plain", "Config": {}, "State": {"Status": "running",
+                                                    "StartedAt": "2026-11-30T14:00:00Z"}}
+    assert converge.kailash_stale_health_checks([plain], 1e10) == {}
