@@ -252,7 +252,7 @@ def kailash_pg_tuning(
     }
 
 
-def kailash_pg_memory_errors(values: Any, prefix: str = "postgresql") -> list[str]:
+def kailash_pg_memory_errors(values: Any, prefix: str) -> list[str]:
     """PostgreSQL's own size rules, as messages naming the variables ``<prefix>_<key>``:
     ``memory_limit`` at least PG_MIN_MEMORY_LIMIT (256Mi) and ``shm_size`` (its /dev/shm)
     not above the limit. A malformed size is kailash_resource_errors' to report: skipped."""

@@ -5,7 +5,9 @@ roles/kailash/vars/main.yml's kailash__known_services).
 
 What counts as a literal: a string in a YAML file (keys and values, Jinja included; comments
 are not read), the text of a Jinja template outside its comments (``{# #}`` and lines that
-start with ``#``), a string constant of a Python file other than a docstring. A name is a
+start with ``#``), a string constant of a Python file other than a docstring or a plugin's
+ansible-doc text (``DOCUMENTATION``, ``EXAMPLES``, ``RETURN``: documentation, whose examples
+may name real services). A name is a
 service role's (``redis``, ``postgres_exporter``) or its Compose spelling
 (``postgres-exporter``), as a whole word: ``redis_port`` is a variable, not the name.
 
@@ -28,6 +30,7 @@ REGISTRY = {"roles/kailash/defaults/main.yml", "roles/kailash/vars/main.yml"}
 SERVICES = yaml.safe_load((REPO / "roles/kailash/vars/main.yml").read_text())[
     "kailash__known_services"
 ]
+ANSIBLE_DOC = {"DOCUMENTATION", "EXAMPLES", "RETURN"}
 PENDING_FILE = Path(__file__).with_name("service_names_pending.yml")
 
 
@@ -58,6 +61,12 @@ def _python_strings(text: str):
                 and body and isinstance(body[0], ast.Expr) \
                 and isinstance(body[0].value, ast.Constant):  # fmt: skip
             docstrings.add(id(body[0].value))
+    # a plugin's ansible-doc text (DOCUMENTATION, EXAMPLES, RETURN) is documentation too
+    for node in ast.walk(tree):  # module level, or a doc fragment's class attributes
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)):
+            continue
+        if any(isinstance(t, ast.Name) and t.id in ANSIBLE_DOC for t in node.targets):
+            docstrings.add(id(node.value))
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) \
                 and id(node) not in docstrings:  # fmt: skip

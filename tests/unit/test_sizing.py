@@ -564,8 +564,13 @@ def test_filter_module_exposes_all_filters() -> None:
 
 
 def test_resource_errors_clean():
-    values = {"memory_request": "4Gi", "memory_limit": "8Gi",
-              "cpu_request": "1000m", "cpu_limit": "2", "replicas": 3}
+    values = {
+        "memory_request": "4Gi",
+        "memory_limit": "8Gi",
+        "cpu_request": "1000m",
+        "cpu_limit": "2",
+        "replicas": 3,
+    }
     assert sizing.kailash_resource_errors(values, "postgresql") == []
 
 
@@ -573,10 +578,14 @@ def test_resource_errors_clean():
     ("values", "expected"),
     [
         ({"memory_limit": "4Gx"}, "postgresql_memory_limit: "),
-        ({"memory_request": "8Gi", "memory_limit": "4Gi"},
-         "postgresql_memory_request ('8Gi') exceeds postgresql_memory_limit ('4Gi')"),
-        ({"cpu_request": "3", "cpu_limit": "2000m"},
-         "postgresql_cpu_request ('3') exceeds postgresql_cpu_limit ('2000m')"),
+        (
+            {"memory_request": "8Gi", "memory_limit": "4Gi"},
+            "postgresql_memory_request ('8Gi') exceeds postgresql_memory_limit ('4Gi')",
+        ),
+        (
+            {"cpu_request": "3", "cpu_limit": "2000m"},
+            "postgresql_cpu_request ('3') exceeds postgresql_cpu_limit ('2000m')",
+        ),
         ({"cpu_limit": "two"}, "postgresql_cpu_limit: "),
         ({"replicas": -1}, "postgresql_replicas must be a whole number >= 1, got -1"),
         ({"replicas": 0}, "postgresql_replicas must be a whole number >= 1, got 0"),
@@ -599,9 +608,17 @@ def test_resource_errors_rejects_non_dict():
 
 
 def test_pg_memory_errors_clean() -> None:
-    assert sizing.kailash_pg_memory_errors({"memory_limit": "8Gi", "shm_size": "256Mi"}) == []
+    assert (
+        sizing.kailash_pg_memory_errors({"memory_limit": "8Gi", "shm_size": "256Mi"}, "postgresql")
+        == []
+    )
     # the minimum itself and a /dev/shm as large as the limit are allowed
-    assert sizing.kailash_pg_memory_errors({"memory_limit": "256Mi", "shm_size": "256Mi"}) == []
+    assert (
+        sizing.kailash_pg_memory_errors(
+            {"memory_limit": "256Mi", "shm_size": "256Mi"}, "postgresql"
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -624,9 +641,10 @@ def test_pg_memory_errors_clean() -> None:
         ),
         # malformed sizes are reported by kailash_resource_errors, not twice
         ({"memory_limit": "8Gx", "shm_size": "256Mi"}, []),
-        ({"memory_limit": "128Mi", "shm_size": "lots"}, [
-            "postgresql_memory_limit must be at least 256Mi (got 128Mi)"
-        ]),
+        (
+            {"memory_limit": "128Mi", "shm_size": "lots"},
+            ["postgresql_memory_limit must be at least 256Mi (got 128Mi)"],
+        ),
         ({"shm_size": "256Mi"}, []),
     ],
     ids=["limit-too-small", "shm-over-limit", "both", "bad-limit", "bad-shm", "no-limit"],
@@ -636,13 +654,15 @@ def test_pg_memory_errors_name_the_variable(values: dict, expected: list[str]) -
 
 
 def test_pg_memory_errors_rejects_non_dict() -> None:
-    assert sizing.kailash_pg_memory_errors("8Gi") == ["postgresql: sizes must be a dict, got str"]
+    assert sizing.kailash_pg_memory_errors("8Gi", "postgresql") == [
+        "postgresql: sizes must be a dict, got str"
+    ]
 
 
 @pytest.mark.parametrize("limit", [sizing.PG_MIN_MEMORY_LIMIT - 1, sizing.PG_MIN_MEMORY_LIMIT])
 def test_pg_preflight_and_tuning_share_the_minimum(limit: int) -> None:
     """The preflight refuses exactly the limits kailash_pg_tuning cannot size for."""
-    refused = sizing.kailash_pg_memory_errors({"memory_limit": limit}) != []
+    refused = sizing.kailash_pg_memory_errors({"memory_limit": limit}, "postgresql") != []
     try:
         sizing.kailash_pg_tuning(limit, limit)
         tuned = True
