@@ -51,6 +51,22 @@ options:
     description: The docker client to run (O(backend=docker)).
     type: str
     default: docker
+  datastores:
+    description:
+      - How to reach each datastore, as one mapping datastore -> settings (the keys of
+        O(postgresql); the secrets go in O(datastore_secrets)). This is what the
+        playbooks pass (they name no datastore - roles/kailash_backup builds it from each
+        datastore role's C(vars/backup.yml)).
+      - A datastore's own option (O(postgresql), ...) wins key by key over its entry here.
+      - An unknown datastore or key, or a value of the wrong type, fails naming it.
+    type: dict
+    default: {}
+  datastore_secrets:
+    description:
+      - The secret settings (C(password), C(token)) of O(datastores), as datastore -> settings.
+        Never logged.
+    type: dict
+    default: {}
   postgresql:
     description:
       - How to reach PostgreSQL. Commands run over the Unix socket in the container.

@@ -222,7 +222,12 @@ def test_restore_after_data_loss_matches_manifest_and_is_healthy(first_set, secr
     )
     run = run_playbook("playbooks/restore.yml", extra=BACKUP_VARS)
     assert run.rc == 0, run.output[-4000:]
-    assert "Probe PostgreSQL" in run.output and "Probe Redis" in run.output
+    # one probe per restored service, each its role's health probe (a failing one fails the run)
+    probed = run.output.split("TASK [Probe the restored services (one module run", 1)
+    assert len(probed) == 2, run.output[-3000:]
+    assert probed[1].split("TASK [", 1)[0].count("ok: [") == 1, run.output[-3000:]
+    assert "but not healthy" not in run.output
+    assert "services healthy" in run.output
     assert psql(secrets, "SELECT string_agg(v, ',' ORDER BY v) FROM bk_marker") == "in-set"
     counts = manifest["services"]["postgresql"]["counts"]["kailash"]
     assert (

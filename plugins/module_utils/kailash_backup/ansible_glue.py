@@ -38,6 +38,10 @@ BACKUP_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "services": {"type": "list", "elements": "str", "default": list(SERVICES)},
     "encryption_key": {"type": "str", "no_log": True},
     "docker_cli": {"type": "str", "default": "docker"},
+    # datastore -> the same keys as its own option, secrets apart (what the playbooks pass:
+    # they name no datastore); checked against _CONN in settings_from_params
+    "datastores": {"type": "dict", "default": {}},
+    "datastore_secrets": {"type": "dict", "default": {}, "no_log": True},
     # one set of sub-options for every service (each reads the keys it knows)
     **{svc: {"type": "dict", "default": {}, "options": _CONN} for svc in SERVICES},
 }
@@ -50,10 +54,52 @@ def backup_argument_spec(specific: dict[str, dict[str, Any]]) -> dict[str, dict[
     return spec
 
 
+_SECRET_KEYS = tuple(key for key, spec in _CONN.items() if spec.get("no_log"))
+
+
+def _checked_connections(
+    given: Any, option: str, allowed: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """O(datastores) or O(datastore_secrets): datastore -> its connection keys (only
+    ``allowed``), checked and converted like the per-datastore options. An unknown datastore
+    or key, or a value of the wrong type, is an error naming it (never the value)."""
+    if not isinstance(given, dict):
+        raise BackupError(f"{option}: a mapping datastore -> settings, got {type(given).__name__}")
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    validator = ArgumentSpecValidator({key: _CONN[key] for key in allowed})
+    out: dict[str, dict[str, Any]] = {}
+    for svc, conf in given.items():
+        if svc not in SERVICES:
+            raise BackupError(f"{option}: unknown datastore {svc!r} (known: {', '.join(SERVICES)})")
+        if not isinstance(conf, dict):
+            raise BackupError(f"{option}.{svc}: a mapping of settings, got {type(conf).__name__}")
+        wrong = sorted(set(conf) - set(allowed))
+        if wrong:
+            raise BackupError(f"{option}.{svc}: unknown or misplaced key(s) {', '.join(wrong)}"
+                              f" (allowed: {', '.join(allowed)})")
+        result = validator.validate(conf)
+        if result.error_messages:
+            raise BackupError(f"{option}.{svc}: {'; '.join(result.error_messages)}")
+        out[svc] = {k: v for k, v in result.validated_parameters.items() if v is not None}
+    return out
+
+
 def settings_from_params(params: dict[str, Any], **extra: Any) -> Settings:
-    """Settings from module parameters (None sub-options dropped: handler defaults apply)."""
+    """Settings from module parameters (None sub-options dropped: handler defaults apply).
+
+    A datastore's settings: its O(datastores) and O(datastore_secrets) entries, then its own
+    option (O(postgresql), ...) on top.
+    """
+    plain = _checked_connections(params.get("datastores") or {}, "datastores",
+                                 tuple(key for key in _CONN if key not in _SECRET_KEYS))
+    secret = _checked_connections(
+        params.get("datastore_secrets") or {}, "datastore_secrets", _SECRET_KEYS
+    )
     datastores = {
-        svc: {k: v for k, v in (params.get(svc) or {}).items() if v is not None} for svc in SERVICES
+        svc: {**plain.get(svc, {}), **secret.get(svc, {}),
+              **{k: v for k, v in (params.get(svc) or {}).items() if v is not None}}
+        for svc in SERVICES
     }
     unknown = [svc for svc in params["services"] if svc not in SERVICES]
     if unknown:
