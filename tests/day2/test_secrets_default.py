@@ -313,7 +313,8 @@ def test_rotation_under_load_loses_no_request(healthy_after):
     assert load.failures == [], (load.counts, load.failures[:20])
     # at most one close per client connection and edge reload (each reload closes the old
     # workers' idle connections once)
-    reloads = run.output.count("TASK [Reload the edge's NGINX (graceful)]")
+    # (the app role's task since issue #12: "TASK [nexus : Reload the edge's NGINX ...]")
+    reloads = run.output.count("Reload the edge's NGINX (graceful)]")
     assert reloads > 0, "the rotation did not reload the edge"
     assert len(load.retried) <= reloads * len(load.threads), (reloads, load.retried)
     print(f"rotation under load: {load.counts}, {reloads} edge reloads, "
