@@ -7,7 +7,9 @@ What counts as a literal: a string in a YAML file (keys and values, Jinja includ
 are not read), the text of a Jinja template outside its comments (``{# #}`` and lines that
 start with ``#``), a string constant of a Python file other than a docstring or a plugin's
 ansible-doc text (``DOCUMENTATION``, ``EXAMPLES``, ``RETURN``: documentation, whose examples
-may name real services). A name is a
+may name real services). A plugin that is one service's implementation, by its file name
+(the backup core's ``datastores/<svc>.py``, a probe kind's ``kailash_<svc>_probe.py``: the
+registry's entries), may name that service, and no other. A name is a
 service role's (``redis``, ``postgres_exporter``) or its Compose spelling
 (``postgres-exporter``), as a whole word: ``redis_port`` is a variable, not the name.
 
@@ -106,12 +108,27 @@ def cross_cutting_files(root: Path = REPO) -> list[Path]:
     )  # fmt: skip
 
 
+def own_service(path: Path) -> str | None:
+    """The service a plugin file is the implementation of, by its name: one datastore's class
+    of the backup core's registry (``datastores/redis.py``), one probe kind's module
+    (``kailash_redis_probe.py``). Such a file may name its own service (a registry entry),
+    no other."""
+    match = re.fullmatch(r"(?:kailash_)?(.+?)(?:_probe)?", path.stem)
+    name = match.group(1) if match else ""
+    return name if name in SERVICES and path.suffix == ".py" else None
+
+
+def foreign_names(path: Path, pattern: re.Pattern[str]) -> set[str]:
+    """The service names a file has, but for its own service's (own_service)."""
+    return names_in(path, pattern) - {own_service(path)}
+
+
 @pytest.fixture(scope="module")
 def found() -> dict[str, set[str]]:
     pattern = _pattern(SERVICES)
     out = {}
     for path in cross_cutting_files():
-        names = names_in(path, pattern)
+        names = foreign_names(path, pattern)
         if names:
             out[str(path.relative_to(REPO))] = names
     return out
@@ -135,6 +152,21 @@ def test_the_pending_list_only_shrinks(found, pending) -> None:
     gone = {f: n - found.get(f, set()) for f, n in pending.items()}
     stale = {f: sorted(n) for f, n in gone.items() if n}
     assert stale == {}, f"no longer named there: remove from {PENDING_FILE.name}: {stale}"
+
+
+def test_a_service_s_own_plugin_may_name_it_and_no_other() -> None:
+    assert own_service(Path("plugins/module_utils/kailash_backup/datastores/redis.py")) == "redis"
+    assert own_service(Path("plugins/modules/kailash_neo4j_probe.py")) == "neo4j"
+    assert own_service(Path("plugins/module_utils/kailash_backup/cli.py")) is None
+    assert own_service(Path("plugins/modules/kailash_http_probe.py")) is None
+    assert own_service(Path("roles/kailash_backup/tasks/redis.yml")) is None
+
+
+
+def test_the_own_plugin_rule_still_catches_another_service(tmp_path) -> None:
+    plugin = tmp_path / "redis.py"
+    plugin.write_text('SERVICE = "redis"\nOTHER = "postgresql"\n')
+    assert foreign_names(plugin, _pattern(SERVICES)) == {"postgresql"}
 
 
 def test_the_scan_reads_literals_not_comments(tmp_path) -> None:
