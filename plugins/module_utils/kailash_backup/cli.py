@@ -157,9 +157,12 @@ def _parser(description: str | None, prog: str | None) -> argparse.ArgumentParse
     parser.add_argument("--check", action="store_true")
     parser.add_argument(
         "--services",
-        help="comma-separated subset of the config's services (e.g. restore postgresql,chromadb)",
+        help="comma-separated subset of the config's services"
+        f" (e.g. restore {','.join(SERVICES[:2])})",
     )
-    parser.add_argument("--file", help="extract: path of the artefact in the set (redis/dump.rdb)")
+    parser.add_argument(
+        "--file", help="extract: path of the artefact in the set, as its manifest.json lists it"
+    )
     parser.add_argument("--out", help="extract: where to write its decoded bytes")
     for cls in REGISTRY.values():  # the datastores' own switches
         for flag, _key, text in cls.cli_flags:
@@ -195,7 +198,7 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Settings]:
             raise BackupError(f"--services: {', '.join(extra)} not in the config's services")
         data["services"] = subset
     if args.action == "extract" and not (args.file and args.out):
-        raise BackupError("extract needs --file (e.g. redis/dump.rdb) and --out")
+        raise BackupError("extract needs --file (an artefact's path in manifest.json) and --out")
     return data, Settings.from_dict(data)
 
 
