@@ -120,6 +120,28 @@ def _fit_errors(v: dict[str, Any]) -> list[str]:
     return errors
 
 
+def _server_inputs(params: dict[str, Any], errors: list[str]) -> tuple[Any, ...]:
+    """The server side's settings, checked (None where one is bad, with its error): max
+    connections, superuser-reserved (None/"" = PostgreSQL's default), PgBouncer replicas,
+    admin and extra app connections, pool mode."""
+    max_conn = _int(params, "postgresql_max_connections", errors, 1)
+    reserved_raw = params.get("postgresql_superuser_reserved_connections")
+    if reserved_raw is None or str(reserved_raw).strip() == "":
+        reserved: int | None = SUPERUSER_RESERVED_DEFAULT
+    else:
+        reserved = _int(params, "postgresql_superuser_reserved_connections", errors, 0)
+    replicas = _int(params, "pgbouncer_replicas", errors, 1)
+    admin = _int(params, "pgbouncer_admin_connections", errors, 1)
+    extra = _int(params, "pgbouncer_app_extra_connections", errors, 0)
+    pool_mode = params.get("pgbouncer_pool_mode")
+    if pool_mode not in POOL_MODES:
+        errors.append(
+            f"pgbouncer_pool_mode must be one of {', '.join(POOL_MODES)}, "
+            f"got {json.dumps(pool_mode)}"
+        )
+    return max_conn, reserved, replicas, admin, extra, pool_mode
+
+
 def kailash_pgbouncer_sizing(params: Any) -> dict[str, Any]:
     """Derived pool sizes and the refusals; see the module docstring.
 
@@ -136,21 +158,7 @@ def kailash_pgbouncer_sizing(params: Any) -> dict[str, Any]:
             f"kailash_pgbouncer_sizing: expected a dict, got {type(params).__name__}"
         )
     errors: list[str] = []
-    max_conn = _int(params, "postgresql_max_connections", errors, 1)
-    reserved_raw = params.get("postgresql_superuser_reserved_connections")
-    if reserved_raw is None or str(reserved_raw).strip() == "":
-        reserved: int | None = SUPERUSER_RESERVED_DEFAULT
-    else:
-        reserved = _int(params, "postgresql_superuser_reserved_connections", errors, 0)
-    replicas = _int(params, "pgbouncer_replicas", errors, 1)
-    admin = _int(params, "pgbouncer_admin_connections", errors, 1)
-    extra = _int(params, "pgbouncer_app_extra_connections", errors, 0)
-    pool_mode = params.get("pgbouncer_pool_mode")
-    if pool_mode not in POOL_MODES:
-        errors.append(
-            f"pgbouncer_pool_mode must be one of {', '.join(POOL_MODES)}, "
-            f"got {json.dumps(pool_mode)}"
-        )
+    max_conn, reserved, replicas, admin, extra, pool_mode = _server_inputs(params, errors)
     pool = _optional(params, "pgbouncer_default_pool_size", errors, 1)
     reserve = _optional(params, "pgbouncer_reserve_pool_size", errors, 0)
     clients = _optional(params, "pgbouncer_max_client_conn", errors, 1)
