@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -66,6 +67,17 @@ def all_healthy(project: str = PROJECT) -> bool:
     return bool(rows) and all(
         r.get("State") == "running" and r.get("Health", "") in ("", "healthy") for r in rows
     )
+
+
+def wait_all_healthy(timeout: float = 90, project: str = PROJECT) -> bool:
+    """True once every container of the project is running and healthy (a restarted one's
+    health check catching up), False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not all_healthy(project):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(2)
+    return True
 
 
 def psql(sql: str) -> str:

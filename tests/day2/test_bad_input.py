@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from day2lib import PROJECT, STACK_DIR, container_state, deploy
+from day2lib import PROJECT, STACK_DIR, container_state, containers, deploy, wait_all_healthy
 from kailash_testlib import ROOT, run_playbook
 
 WATCHED = ["postgresql-1", "redis-1", "chromadb-1", "chromadb-server-1", "edge-1", "nexus-api-1"]
@@ -167,6 +167,8 @@ def outcomes(default_stack, tmp_path_factory) -> dict:
         if case == "networks-docker-bridge":
             extra = json.loads(json.dumps(extra).replace("DOCKER_BRIDGE", _bridge_subnet()))
         cases[case] = (extra, needle, how)
+    # a settled stack: a container restarted by an earlier suite may still be "starting"
+    assert wait_all_healthy(), containers()
     before = _snapshot()
     with ThreadPoolExecutor(max_workers=3) as pool:
         runs = dict(zip(cases, pool.map(lambda c: deploy(extra=cases[c][0]), cases), strict=True))
