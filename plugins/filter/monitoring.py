@@ -53,7 +53,9 @@ def _entries(services: dict) -> list[tuple[str, dict, dict]]:
 
 def metrics_errors(services: dict, networks: list | None = None) -> list[str]:
     """Messages for malformed metrics/alerting slots (naming the compose service)."""
-    nets = set(networks or ["edge", "app", "data"])
+    # the planned networks (kailash_networks' tiers); by default those the services join
+    joined = [n for svc in (services or {}).values() for n in (svc or {}).get("networks") or []]
+    nets = set(networks or joined)
     errors: list[str] = []
     jobs: dict[str, str] = {}
     for name, entry, svc in _entries(services):

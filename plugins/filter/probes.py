@@ -55,7 +55,9 @@ def _port_ok(port) -> bool:
 def probe_errors(services: dict, networks: list | None = None) -> list[str]:
     """Messages for malformed probes/prober slots, naming the compose service (and, when a
     probe cannot be reached by the planned prober, what to change)."""
-    nets = set(networks or ["edge", "app", "data"])
+    # the planned networks (kailash_networks' tiers); by default those the services join
+    joined = [n for svc in (services or {}).values() for n in (svc or {}).get("networks") or []]
+    nets = set(networks or joined)
     errors: list[str] = []
     probers = _probers(services)
     if len(probers) > 1:
@@ -113,7 +115,8 @@ def probe_errors(services: dict, networks: list | None = None) -> list[str]:
         elif prober_name and net not in prober_nets:
             errors.append(
                 f"{where}.network {net!r} is not a network of the prober {prober_name} "
-                f"({sorted(prober_nets)}): plan blackbox_exporter after {name} in kailash_services"
+                f"({sorted(prober_nets)}): plan the role of {prober_name} after that of {name} "
+                "in kailash_services"
             )
         service = entry.get("service", name)
         if not isinstance(service, str) or not service:

@@ -101,8 +101,19 @@ def slot(*metrics, networks=("app",), **extra) -> dict:
     ],
 )
 def test_malformed_slots_are_named(services, message):
-    errors = m.metrics_errors(services)
+    errors = m.metrics_errors(services, ["edge", "app", "data"])
     assert len(errors) == 1 and errors[0].startswith(message), errors
+
+
+def test_the_networks_default_to_those_the_services_join():
+    """Without the planned tiers, a slot may name any network some service joins."""
+    services = {**slot({"port": 1, "network": "lan"}), "y": {"networks": ["lan"]}}
+    assert m.metrics_errors(services) == [
+        "x: x-kailash.metrics.network 'lan' is not a network of x (['app'])"
+    ]
+    assert m.metrics_errors(slot({"port": 1, "network": "lan"}))[0].startswith(
+        "x: x-kailash.metrics.network must be one of ['app'], got 'lan'"
+    )
 
 
 def test_duplicate_jobs_are_refused():

@@ -70,13 +70,13 @@ def test_probes_the_prober_cannot_reach_or_run_are_refused_naming_the_service():
             "x-kailash": {"probes": [{"module": "tcp", "port": 7687, "network": "app"}]},
         },
     }
-    errors = p.probe_errors(bad)
+    errors = p.probe_errors(bad, ["edge", "app", "data"])
     joined = "\n".join(errors)
     assert "chromadb: x-kailash.probes[0].module 'icmp' is not a module of the prober bb" in joined
     assert "chromadb: x-kailash.probes[0].port must be 1-65535, got 0" in joined
     assert "neo4j: x-kailash.probes[0].network 'app' is not a network of neo4j" in joined
     # the edge's network is not the prober's: plan it after the edge
-    assert "plan blackbox_exporter after edge in kailash_services" in joined
+    assert "plan the role of bb after that of edge in kailash_services" in joined
     assert len(errors) == 4, errors
 
 
