@@ -13,7 +13,7 @@ the playbook passes in (``kailash_health__specs``, service -> spec):
               ``{port}`` (default ``"{host}:{port}"``, e.g. ``"bolt://{host}:{port}"``)
 ``address``   ``bind``: the service is probed where users reach it, its published port on
               the address in its ``bind`` setting (``127.0.0.1`` when it binds to all)
-``kind``      which probe runs (a kind of module_utils/kailash_probe_kinds.py: the probe
+``kind``      which probe runs (a kind of module_utils/kailash_probe_kinds/: the probe
               module of that name; one ``kailash_probes`` run probes every service)
 ``endpoint_option``  the probe's option that takes the endpoint (``url``, ``uri``); without
               it the probe gets ``host`` and ``port``

@@ -96,8 +96,8 @@ status_code:
 """
 
 
-# The probe itself lives in module_utils/kailash_probe_kinds.py (kind "chromadb"), shared with
-# kailash_probes, which runs several probes in one module run.
+# The probe itself lives in the package module_utils/kailash_probe_kinds/ (kind "chromadb",
+# its chromadb.py), shared with kailash_probes, which runs several probes in one module run.
 from ansible.module_utils.kailash_probe import run_probe  # noqa: E402,F401 (for the tests)
 from ansible.module_utils.kailash_probe_kinds import KINDS, probe_main  # noqa: E402
 

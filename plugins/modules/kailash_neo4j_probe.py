@@ -107,8 +107,8 @@ protocol_version:
 """
 
 
-# The probe itself lives in module_utils/kailash_probe_kinds.py (kind "neo4j"), shared with
-# kailash_probes, which runs several probes in one module run.
+# The probe itself lives in the package module_utils/kailash_probe_kinds/ (kind "neo4j",
+# its neo4j.py), shared with kailash_probes, which runs several probes in one module run.
 from ansible.module_utils.kailash_probe import run_probe  # noqa: E402,F401 (for the tests)
 from ansible.module_utils.kailash_probe_kinds import (  # noqa: E402,F401 (the tests use them)
     KINDS,

@@ -158,8 +158,8 @@ memory_ratio:
 """
 
 
-# The probe itself lives in module_utils/kailash_probe_kinds.py (kind "redis"), shared with
-# kailash_probes, which runs several probes in one module run.
+# The probe itself lives in the package module_utils/kailash_probe_kinds/ (kind "redis",
+# its redis.py), shared with kailash_probes, which runs several probes in one module run.
 from ansible.module_utils.kailash_probe import run_probe  # noqa: E402,F401 (for the tests)
 from ansible.module_utils.kailash_probe_kinds import KINDS, probe_main  # noqa: E402
 
