@@ -108,18 +108,28 @@ def test_setting_names_cover_every_variable_the_filters_read() -> None:
 def test_role_plan_matches_the_default_volume_sizes() -> None:
     """The Kubernetes plans of the default services (<svc>_kubernetes in each role's
     vars/main.yml) name each PersistentVolumeClaim once, and those plus the ops jobs' are
-    exactly the volumes kailash_k8s_volume_sizes sizes (the PVC count of the quota)."""
+    exactly the volumes kailash_k8s_volume_sizes sizes by default (the PVC count of the
+    quota): each role's vars/kubernetes_volumes.yml sizes exactly its own plan's claims, and
+    the renderer adds the backup target's."""
     role = REPO / "roles" / "kailash_k8s"
     table = yaml.safe_load((role / "vars" / "main.yml").read_text())
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
     services = yaml.safe_load((REPO / "roles/kailash/defaults/main.yml").read_text())
-    claims = []
+    claims, sized = [], []
     for svc in services["kailash_services"]:
         path = REPO / "roles" / svc / "vars" / "main.yml"
         plan = (yaml.safe_load(path.read_text()) or {}).get(f"{svc}_kubernetes") or {}
-        claims += [c for w in plan.get("workloads", []) for c in w["claims"]]
+        own = [c for w in plan.get("workloads", []) for c in w["claims"]]
+        spec = REPO / "roles" / svc / "vars" / "kubernetes_volumes.yml"
+        sizes = {}
+        if spec.is_file():
+            sizes = yaml.safe_load(spec.read_text())[f"{svc}__kubernetes_volumes"]
+        assert sorted(own) == sorted(sizes), svc
+        claims += own
+        sized += list(sizes)
     claims += table["kailash_k8s__plan"]["ops"]["claims"]
-    assert sorted(claims) == sorted(defaults["kailash_k8s_volume_sizes"])
+    assert "'backups': '200Gi'" in defaults["kailash_k8s_volume_sizes"]
+    assert sorted(claims) == sorted(sized + ["backups"])
     assert len(claims) == len(set(claims)) == 6
 
 
