@@ -13,9 +13,11 @@ registry's entries), may name that service, and no other. A name is a
 service role's (``redis``, ``postgres_exporter``) or its Compose spelling
 (``postgres-exporter``), as a whole word: ``redis_port`` is a variable, not the name.
 
-The refactor is under way: tests/unit/service_names_pending.yml lists the files that still
-name services, and which. It may only shrink: a new file or a new name fails here, and so
-does an entry that no longer holds (remove it once the code moved into the service roles).
+A word that is a service's name and also another tool's vocabulary (Grafana's datasource
+plugin id ``prometheus``) is exempt where FOREIGN says so, as that exact literal only.
+
+tests/unit/service_names_pending.yml listed the files that still named services while the
+refactor was under way; it is empty now and may only shrink: a new file or a new name fails.
 """
 
 from __future__ import annotations
@@ -34,6 +36,18 @@ SERVICES = yaml.safe_load((REPO / "roles/kailash/vars/main.yml").read_text())[
 ]
 ANSIBLE_DOC = {"DOCUMENTATION", "EXAMPLES", "RETURN"}
 PENDING_FILE = Path(__file__).with_name("service_names_pending.yml")
+# A service's name that is also another tool's vocabulary, where the file means the latter:
+# file -> {the exact literal (a whole string, or a template's whole line): why}. Nothing else
+# in that file is exempt, not even another literal with the same word.
+FOREIGN = {
+    "roles/grafana_dashboards/files/kailash_dashboards/panels.py": {
+        "prometheus": "Grafana's datasource plugin id (the panels' datasource type, the "
+        "datasource variable's query): any Prometheus-compatible source, not the role",
+    },
+    "roles/grafana_dashboards/templates/datasource.yaml.j2": {
+        "    type: prometheus": "Grafana's datasource plugin id of the provisioned datasource",
+    },
+}
 
 
 def _pattern(services: list[str]) -> re.Pattern[str]:
@@ -92,8 +106,13 @@ def literals(path: Path) -> list[str]:
     return []
 
 
-def names_in(path: Path, pattern: re.Pattern[str]) -> set[str]:
-    return {m.group(1) for s in literals(path) for m in pattern.finditer(s)}
+def names_in(
+    path: Path, pattern: re.Pattern[str], exempt: frozenset[str] = frozenset()
+) -> set[str]:
+    """The service names in the literals of a file, but for the exact literals ``exempt``."""
+    return {
+        m.group(1) for s in literals(path) if s not in exempt for m in pattern.finditer(s)
+    }  # fmt: skip
 
 
 def cross_cutting_files(root: Path = REPO) -> list[Path]:
@@ -118,9 +137,11 @@ def own_service(path: Path) -> str | None:
     return name if name in SERVICES and path.suffix == ".py" else None
 
 
-def foreign_names(path: Path, pattern: re.Pattern[str]) -> set[str]:
-    """The service names a file has, but for its own service's (own_service)."""
-    return names_in(path, pattern) - {own_service(path)}
+def foreign_names(path: Path, pattern: re.Pattern[str], root: Path = REPO) -> set[str]:
+    """The service names a file has, but for its own service's (own_service) and the other
+    tools' vocabulary it means (FOREIGN)."""
+    key = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    return names_in(path, pattern, frozenset(FOREIGN.get(key, {}))) - {own_service(path)}
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +206,21 @@ def test_the_scan_reads_literals_not_comments(tmp_path) -> None:
         path = tmp_path / name
         path.write_text(text)
         assert names_in(path, pattern) == expected, name
+
+
+def test_foreign_vocabulary_is_exempt_only_as_the_exact_literal(tmp_path) -> None:
+    """FOREIGN exempts a whole literal in its file only: the same word in another literal of
+    that file, or the same literal in another file, is still a service name."""
+    pattern = _pattern(SERVICES)
+    root = tmp_path
+    panels = root / "roles/grafana_dashboards/files/kailash_dashboards/panels.py"
+    panels.parent.mkdir(parents=True)
+    panels.write_text('A = "prometheus"\nB = "the prometheus role"\n')
+    assert foreign_names(panels, pattern, root) == {"prometheus"}  # B's, not A's
+    panels.write_text('A = "prometheus"\n')
+    assert foreign_names(panels, pattern, root) == set()
+    other = root / "roles/grafana_dashboards/files/kailash_dashboards/other.py"
+    other.write_text('A = "prometheus"\n')
+    assert foreign_names(other, pattern, root) == {"prometheus"}
+    for key in FOREIGN:
+        assert (REPO / key).is_file(), f"FOREIGN names a file that is gone: {key}"

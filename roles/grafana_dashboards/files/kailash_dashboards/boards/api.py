@@ -94,7 +94,7 @@ def build():
             "Requests per replica",
             [(f"sum by (instance) (rate({REQS}{RATE}))", "{{instance}}")],
             "reqps",
-            "How evenly the edge spreads the load.",
+            "How evenly NGINX spreads the load over the replicas.",
             width=20,
         ),
     ]
@@ -111,7 +111,7 @@ def build():
             "Edge responses by status",
             [(f"sum by (status) (rate(edge_http_requests_total{RATE}))", "{{status}}")],
             "reqps",
-            "Responses per second per status from the edge's access log; alert EdgeHigh5xxRatio "
+            "Responses per second per status from NGINX's access log; alert EdgeHigh5xxRatio "
             "above 10 % 5xx.",
             width=10,
             stacked=True,
@@ -133,7 +133,7 @@ def build():
     return dashboard(
         UID,
         "Kailash / API",
-        "The Nexus API replicas (request rate, errors, latency) and the NGINX edge.",
+        "The Nexus API replicas (request rate, errors, latency) and NGINX in front of them.",
         [
             ("Requests", requests),
             ("Latency", latency),

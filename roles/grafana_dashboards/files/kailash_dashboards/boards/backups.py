@@ -68,7 +68,7 @@ def build():
             "Textfile errors",
             "max(node_textfile_scrape_error)",
             "none",
-            "1 when node_exporter could not read a textfile (then the values above are stale).",
+            "1 when the node exporter could not read a textfile (then the values above are stale).",
             thresholds=steps(("green", None), ("red", 1)),
             mappings=value_text({"0": ("none", "green"), "1": ("error", "red")}),
             width=6,

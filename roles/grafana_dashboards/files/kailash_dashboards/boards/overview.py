@@ -33,8 +33,8 @@ def build():
             "Probes failing",
             "count(probe_success == 0) or vector(0)",
             "none",
-            "Blackbox probes that fail (ChromaDB heartbeat, Neo4j Bolt, the edge's HTTPS): alert "
-            "ServiceDown after 1 minute.",
+            "Blackbox probes that fail (ChromaDB heartbeat, Neo4j Bolt, HTTPS through NGINX): "
+            "alert ServiceDown after 1 minute.",
             thresholds=steps(("green", None), ("red", 1)),
         ),
         stat(
