@@ -36,11 +36,29 @@ def _defaults(role: str) -> dict[str, Any]:
     return yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text())
 
 
+def _cluster_exporters() -> list[str]:
+    """kailash_k8s_monitoring_exporters' default: the known roles (the registry's order) that
+    carry tasks/kubernetes.yml."""
+    known = yaml.safe_load((ROLES / "kailash" / "vars" / "main.yml").read_text())
+    return [
+        r for r in known["kailash__known_services"]
+        if (ROLES / r / "tasks" / "kubernetes.yml").is_file()
+    ]  # fmt: skip
+
+
+def test_the_cluster_exporters_are_the_roles_with_a_kubernetes_side(k8s: Session) -> None:
+    """The default exporters (found by their roles' files) are the three of before, and each
+    has its workload in the rendered tree."""
+    assert _cluster_exporters() == ["postgres_exporter", "redis_exporter", "celery_exporter"]
+    names = {d["metadata"]["name"] for d in k8s.renders["production"].docs}
+    assert {"postgres-exporter", "redis-exporter", "celery-exporter"} <= names
+
+
 def _expected_rule_files() -> list[Path]:
     """The rule files the dev stack's Prometheus would load for production's services plus
     the cluster's exporters (roles/prometheus tasks/plan.yml's selection), in its order."""
     services = _defaults("kailash")["kailash_services"]
-    exporters = _defaults("kailash_k8s")["kailash_k8s_monitoring_exporters"]
+    exporters = _cluster_exporters()
     rule_roles = _defaults("prometheus")["prometheus_rule_roles"]
     roles = list(dict.fromkeys(services + exporters + rule_roles))
     files = [ROLES / r / "files" / "prometheus" / "rules.yml" for r in roles]
@@ -594,7 +612,12 @@ SCRAPER_NS = "monitoring"
 
 
 def _scraper_labels() -> dict[str, str]:
-    return _defaults("kailash_k8s")["kailash_k8s_monitoring_scraper_labels"]
+    """kailash_k8s_monitoring_scraper_labels' default: the scraper role's
+    (roles/prometheus/vars/kubernetes_scraper.yml)."""
+    spec = yaml.safe_load((ROLES / "prometheus" / "vars" / "kubernetes_scraper.yml").read_text())
+    labels = spec["prometheus__kubernetes_scraper_defaults"]["pod_labels"]
+    assert labels == {"app.kubernetes.io/name": "prometheus"}
+    return labels
 
 
 def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
