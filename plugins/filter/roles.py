@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import yaml
 from ansible.errors import AnsibleFilterError
 
 
@@ -26,6 +27,22 @@ def kailash_roles_with(
     ]  # fmt: skip
 
 
+def kailash_role_specs(services: Any, roles_dir: str, name: str) -> dict[str, Any]:
+    """The spec ``<service>__<name>`` of each of the ``services`` (in their order) whose role
+    has ``vars/<name>.yml``: ``{service: spec}``. The file is read as plain YAML (a spec is
+    data; Jinja in it stays text until used)."""
+    out: dict[str, Any] = {}
+    for svc in kailash_roles_with(services, roles_dir, f"vars/{name}.yml"):
+        path = os.path.join(roles_dir, svc, "vars", f"{name}.yml")
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+        key = f"{svc}__{name}"
+        if key not in data:
+            raise AnsibleFilterError(f"kailash_role_specs: {path} does not set {key}")
+        out[svc] = data[key]
+    return out
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"kailash_roles_with": kailash_roles_with}
+        return {"kailash_roles_with": kailash_roles_with, "kailash_role_specs": kailash_role_specs}

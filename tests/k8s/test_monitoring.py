@@ -613,8 +613,9 @@ SCRAPER_NS = "monitoring"
 
 def _scraper_labels() -> dict[str, str]:
     """kailash_k8s_monitoring_scraper_labels' default: the scraper role's
-    (roles/prometheus/vars/kubernetes_scraper.yml)."""
-    spec = yaml.safe_load((ROLES / "prometheus" / "vars" / "kubernetes_scraper.yml").read_text())
+    (roles/prometheus/vars/kubernetes_scraper_defaults.yml)."""
+    path = ROLES / "prometheus" / "vars" / "kubernetes_scraper_defaults.yml"
+    spec = yaml.safe_load(path.read_text())
     labels = spec["prometheus__kubernetes_scraper_defaults"]["pod_labels"]
     assert labels == {"app.kubernetes.io/name": "prometheus"}
     return labels

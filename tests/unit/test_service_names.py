@@ -11,7 +11,8 @@ may name real services). A plugin that is one service's implementation, by its f
 (the backup core's ``datastores/<svc>.py``, a probe kind's ``kailash_<svc>_probe.py``: the
 registry's entries), may name that service, and no other. A name is a
 service role's (``redis``, ``postgres_exporter``) or its Compose spelling
-(``postgres-exporter``), as a whole word: ``redis_port`` is a variable, not the name.
+(``postgres-exporter``), as a whole word or the head of a hyphenated one (``nexus-api``, one
+of the service's workloads): ``redis_port`` is a variable, not the name.
 
 A word that is a service's name and also another tool's vocabulary (Grafana's datasource
 plugin id ``prometheus``) is exempt where FOREIGN says so, as that exact literal only.
@@ -53,7 +54,8 @@ FOREIGN = {
 def _pattern(services: list[str]) -> re.Pattern[str]:
     names = set(services) | {s.replace("_", "-") for s in services}
     alternatives = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
-    return re.compile(rf"(?<![A-Za-z0-9_.\-/])({alternatives})(?![A-Za-z0-9_\-])")
+    # a following "-" counts: nexus-api, chromadb-server name the service's own workloads
+    return re.compile(rf"(?<![A-Za-z0-9_.\-/])({alternatives})(?![A-Za-z0-9_])")
 
 
 def _yaml_strings(node):
@@ -192,7 +194,7 @@ def test_the_own_plugin_rule_still_catches_another_service(tmp_path) -> None:
 
 def test_the_scan_reads_literals_not_comments(tmp_path) -> None:
     """The scanner can fail: a literal is found in each kind of file, a comment is not."""
-    pattern = _pattern(["redis", "postgres_exporter"])
+    pattern = _pattern(["redis", "postgres_exporter", "nexus"])
     cases = {
         "a.yml": ("# redis in a comment\nx: [redis_port, '{{ redis__conf }}']\n", set()),
         "b.yml": ("x:\n  - name: redis\n", {"redis"}),
@@ -201,6 +203,7 @@ def test_the_scan_reads_literals_not_comments(tmp_path) -> None:
             {"postgres-exporter"},
         ),
         "d.py": ('"""redis"""\nX = "postgres_exporter"\n# redis\n', {"postgres_exporter"}),
+        "e.yml": ("x: [nexus-api, kailash/redis-ops, redis_user]\n", {"nexus"}),
     }
     for name, (text, expected) in cases.items():
         path = tmp_path / name
