@@ -3,10 +3,11 @@ the test-only role tests/fixtures/sixth_service/echo (python3's http.server on t
 base image) and one entry in the service registry (roles/kailash/vars/main.yml), and nothing
 else. Then, in the copy:
 
-- the dev stack (own project kailash-six: Redis and echo) comes up healthy;
+- the dev stack (own project kailash-six: Redis and echo) comes up healthy, echo on the
+  Compose network its vars/network.yml names;
 - playbooks/health.yml reports echo up (its vars/health_probe.yml);
 - the Kubernetes render of the production inventory with echo planned has its ServiceAccount,
-  Service, Deployment and NetworkPolicy echo-ingress (its plan's network rule), the app's
+  Service, Deployment and NetworkPolicy echo-ingress (its vars/network.yml), the app's
   egress to it and its pods in the quota: built with the real ``kubectl kustomize`` offline
   (no cluster here: nothing is applied).
 """
@@ -100,6 +101,17 @@ def test_the_compose_stack_runs_it_healthy(dev_stack) -> None:
     rows = rows[0] if rows and isinstance(rows[0], list) else rows
     states = {r["Service"]: (r["State"], r.get("Health")) for r in rows}
     assert states == {"redis": ("running", "healthy"), "echo": ("running", "healthy")}, out
+
+
+def test_its_network_exposure_gives_its_compose_network(dev_stack) -> None:
+    """vars/network.yml says tier app: the compose file puts echo on app, Redis on data."""
+    compose = yaml.safe_load((WORK / "stack" / PROJECT / "compose.yml").read_text())
+    assert compose["services"]["echo"]["networks"] == ["app"]
+    assert compose["services"]["redis"]["networks"] == ["data"]
+    out = subprocess.run(["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}",
+                          f"{PROJECT}-echo-1"], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert sorted(json.loads(out)) == [f"{PROJECT}_app"]
 
 
 def test_the_health_report_probes_it(dev_stack) -> None:
