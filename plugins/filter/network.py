@@ -183,8 +183,5 @@ def kailash_compose_networks(specs: Any, tiers: Any, values: Any = None) -> dict
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {
-            "kailash_network_variables": kailash_network_variables,
-            "kailash_network_rules": kailash_network_rules,
-            "kailash_compose_networks": kailash_compose_networks,
-        }
+        funcs = (kailash_network_variables, kailash_network_rules, kailash_compose_networks)
+        return {f.__name__: f for f in funcs}
