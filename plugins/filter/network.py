@@ -151,7 +151,10 @@ def kailash_compose_networks(specs: Any, tiers: Any, values: Any = None) -> dict
     owner = {w: svc for svc, spec in specs.items() for w in spec["workloads"]}
     public = {spec["caller"]: spec["tier"] for spec in specs.values()
               if spec.get("caller") and spec.get("public")}  # fmt: skip
-    groups = {spec["caller"] for spec in specs.values() if spec.get("caller")}
+    members: dict[str, list[str]] = {}  # caller group -> its workloads
+    for w, svc in owner.items():
+        if specs[svc].get("caller"):
+            members.setdefault(specs[svc]["caller"], []).append(w)
     # the tiers each workload reaches as a caller
     reach: dict[str, set[str]] = {w: set() for w in owner}
     for svc, spec in specs.items():
@@ -159,13 +162,10 @@ def kailash_compose_networks(specs: Any, tiers: Any, values: Any = None) -> dict
             for caller in rule.get("from") or []:
                 if caller in public:
                     continue
-                members = [w for w in owner if specs[owner[w]].get("caller") == caller]
-                if caller in owner:
-                    members = [caller]
-                elif caller not in GROUPS and caller not in groups:
+                if caller not in owner and caller not in GROUPS and caller not in members:
                     raise _fail(svc, f"expose names the caller {caller!r}: neither a group "
                                      f"{list(GROUPS)} nor a planned workload")  # fmt: skip
-                for w in members:
+                for w in [caller] if caller in owner else members.get(caller, []):
                     reach[w].add(spec["tier"])
         for rule in spec.get("egress") or []:
             target = _target(svc, rule, values or {})
